@@ -1,0 +1,73 @@
+"""Exceptions raised by pyossl_async, shared by every backend.
+
+The hierarchy is part of the public contract: ``AsyncError`` is the base of
+everything the library raises itself; ``JobCancelled`` deliberately is not, so
+that ``except Exception`` in job code cannot swallow a cancellation.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, NamedTuple
+
+__all__ = [
+    "ErrorEntry",
+    "AsyncError",
+    "BackendUnavailable",
+    "JobStateError",
+    "WaitCtxClosedError",
+    "JobCancelled",
+]
+
+
+class ErrorEntry(NamedTuple):
+    """One entry drained from libcrypto's thread error queue."""
+
+    library: int
+    reason: int
+    text: str
+
+
+class AsyncError(Exception):
+    """Base of every error pyossl_async raises itself.
+
+    ``errors`` holds the libcrypto error-queue entries drained when the error
+    came from libcrypto, and is empty otherwise.
+    """
+
+    errors: tuple[ErrorEntry, ...]
+
+    def __init__(self, message: str, errors: Iterable[ErrorEntry] = ()) -> None:
+        super().__init__(message)
+        self.errors = tuple(errors)
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        if not self.errors:
+            return base
+        return base + " [" + "; ".join(e.text for e in self.errors) + "]"
+
+
+class BackendUnavailable(AsyncError):
+    """A backend cannot be loaded; the message says why and what was tried."""
+
+
+class JobStateError(AsyncError, RuntimeError):
+    """A job was used in a way its state does not allow.
+
+    Raised where C would have undefined behaviour: resuming a finished, running
+    or foreign job, resuming from another OS thread, starting a job from inside
+    a job, pausing with no usable wait context, cleaning up a thread that still
+    has paused jobs.
+    """
+
+
+class WaitCtxClosedError(AsyncError, ValueError):
+    """A closed ``WaitCtx`` was used."""
+
+
+class JobCancelled(BaseException):
+    """Raised inside a paused job, from its ``pause_job()``, when it is closed.
+
+    Like ``GeneratorExit`` it derives from ``BaseException`` so that
+    ``except Exception`` in job code lets it through and ``finally`` blocks run.
+    """

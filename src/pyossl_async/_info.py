@@ -1,0 +1,54 @@
+"""What ``python -m pyossl_async info`` reports: versions, backends, capabilities, limits."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from typing import Any, Dict
+
+from . import __version__, _registry
+
+__all__ = ["collect_info", "format_info"]
+
+
+def collect_info() -> Dict[str, Any]:
+    info: Dict[str, Any] = {
+        "pyossl_async": __version__,
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "platform": f"{platform.system()} {platform.machine()} {' '.join(platform.libc_ver())}",
+        "available_backends": _registry.available_backends(),
+        "unavailable_backends": _registry.backend_problems(),
+    }
+    try:
+        info["default_backend"] = _registry.get_backend().name
+    except Exception as exc:  # noqa: BLE001 - report, do not fail
+        info["default_backend"] = f"none ({exc})"
+    for name in info["available_backends"]:
+        backend = _registry.get_backend(name)
+        details: Dict[str, Any] = {"is_capable": backend.is_capable()}
+        extra = getattr(backend, "info", None)
+        if callable(extra):
+            details.update(extra())
+        info[f"backend.{name}"] = details
+    return info
+
+
+def format_info(info: Dict[str, Any]) -> str:
+    lines = []
+    for key, value in info.items():
+        if isinstance(value, dict):
+            lines.append(f"{key}:")
+            if not value:
+                lines.append("  (none)")
+            for k, v in value.items():
+                lines.append(f"  {k}: {v}")
+        elif isinstance(value, list):
+            lines.append(f"{key}: {', '.join(value) or '(none)'}")
+        else:
+            lines.append(f"{key}: {value}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(format_info(collect_info()))
+    sys.exit(0)

@@ -1,0 +1,1 @@
+"""Backend implementations. Import them through ``pyossl_async.get_backend``."""

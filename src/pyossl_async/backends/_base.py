@@ -1,0 +1,573 @@
+"""Job semantics shared by every backend.
+
+A backend supplies an *engine* (how a job's code is started, resumed and paused:
+real OpenSSL fibres, or worker threads). Everything the contract says about jobs
+that does not depend on the engine lives here, once: argument checks, job states,
+return-value rules, exceptions with the job's frames, contextvars and tracer
+propagation, ``JobCancelled`` on close or garbage collection, deferred closes,
+and what happens when a thread that owns paused jobs goes away.
+"""
+
+from __future__ import annotations
+
+import abc
+import atexit
+import contextvars
+import sys
+import threading
+import warnings
+import weakref
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set
+
+from .._constants import Status
+from .._errors import JobCancelled, JobStateError, WaitCtxClosedError
+from .._protocol import JobStateName, StartResult
+from .._unraisable import report_unraisable
+from .._validate import job_args, job_result
+
+__all__ = ["BackendBase", "Job", "JobRecord", "ThreadJobs", "WaitCtxBase"]
+
+_get_ident = threading.get_ident
+
+
+class JobRecord:
+    """Everything one job carries, whatever runs it. Never exposed to users."""
+
+    __slots__ = (
+        "backend",
+        "func",
+        "args",
+        "ctx",
+        "context",
+        "trace",
+        "profile",
+        "state",
+        "value",
+        "exception",
+        "cancelled",
+        "owner",
+        "handle",
+        "engine",
+        "no_ctx_pause",
+        "pause_error",
+        "orphaned",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        backend: BackendBase,
+        func: Callable[[Any], Any],
+        args: Any,
+        ctx: Optional[WaitCtxBase],
+        owner: int,
+    ) -> None:
+        self.backend = backend
+        self.func: Optional[Callable[[Any], Any]] = func
+        self.args = args
+        self.ctx = ctx
+        self.context = contextvars.copy_context()
+        self.trace: Any = None
+        self.profile: Any = None
+        self.state: JobStateName = "running"
+        self.value: Any = None
+        self.exception: Optional[BaseException] = None
+        self.cancelled = False
+        self.owner = owner
+        # the public handle while it is referenced from C-like places (running,
+        # or resurrected by its finaliser); a weak reference otherwise
+        self.handle: Any = None
+        self.engine: Any = None
+        self.no_ctx_pause = False
+        self.pause_error = False
+        self.orphaned = False
+
+    # Called by the engine, inside the job, on the job's own stack and thread state.
+    def run_in_job(self) -> None:
+        _sync_tracers(self)
+        func, args = self.func, self.args
+        self.func = self.args = None  # the job owns them now; drop ours early
+        try:
+            self.value = self.context.run(func, args)  # type: ignore[arg-type]
+        except BaseException as exc:  # noqa: BLE001 - re-raised by start_job
+            self.exception = exc
+        finally:
+            if sys.gettrace() is not None:
+                sys.settrace(None)
+            if sys.getprofile() is not None:
+                sys.setprofile(None)
+
+
+def _sync_tracers(record: JobRecord) -> None:
+    """Give the job the caller's tracer and profiler (debuggers, coverage)."""
+    if sys.gettrace() is not record.trace:
+        sys.settrace(record.trace)
+    if sys.getprofile() is not record.profile:
+        sys.setprofile(record.profile)
+
+
+class Job:
+    """An opaque job handle. Compares by identity."""
+
+    __slots__ = ("_record", "__weakref__")
+
+    def __init__(self, record: JobRecord) -> None:
+        self._record = record
+
+    @property
+    def wait_ctx(self) -> Any:
+        """The ``WaitCtx`` the job was started with (``None`` if it was started without)."""
+        return self._record.ctx
+
+    @property
+    def backend(self) -> BackendBase:
+        return self._record.backend
+
+    @property
+    def state(self) -> JobStateName:
+        """``"running"``, ``"paused"`` or ``"finished"``."""
+        return self._record.state
+
+    def close(self) -> None:
+        """Unwind a paused job: its ``pause_job()`` raises ``JobCancelled``.
+
+        Does nothing for a finished job. Raises ``JobStateError`` for a running
+        job, from another thread, or from inside another job. An exception other
+        than ``JobCancelled`` that the job raises while unwinding propagates.
+        """
+        self._record.backend._close(self._record, self)
+
+    def __repr__(self) -> str:
+        r = self._record
+        return f"<pyossl_async.Job {r.state} backend={r.backend.name} at {id(self):#x}>"
+
+    def __del__(self) -> None:
+        try:
+            record = self._record
+        except AttributeError:  # pragma: no cover - half-built
+            return
+        if record.state == "paused" and not record.orphaned:
+            record.backend._handle_died(record, self)
+
+
+class ThreadJobs:
+    """Per OS thread: the running job, the paused ones, closes waiting for a safe moment."""
+
+    __slots__ = ("ident", "running", "paused", "pending", "busy", "engine", "__weakref__")
+
+    def __init__(self, ident: int) -> None:
+        self.ident = ident
+        self.running: Optional[JobRecord] = None
+        self.paused: Set[JobRecord] = set()
+        self.pending: List[JobRecord] = []
+        self.busy = 0
+        self.engine: Any = None
+
+
+class _ThreadSentinel:
+    """Lives in a ``threading.local`` of the thread it watches; dies with that thread."""
+
+    __slots__ = ("backend", "ident", "__weakref__")
+
+    def __init__(self, backend: BackendBase, ident: int) -> None:
+        self.backend = weakref.ref(backend)
+        self.ident = ident
+
+    def __del__(self) -> None:
+        backend = self.backend()
+        # During interpreter finalisation CPython is itself deleting every thread
+        # state; touching any (ours included) would double-free. The process is
+        # exiting: leave the memory to it.
+        if backend is not None and not sys.is_finalizing():
+            try:
+                backend._thread_exited(self.ident)
+            except BaseException as exc:  # noqa: BLE001 - runs in thread teardown
+                report_unraisable(exc, "Exception while releasing a thread's jobs")
+
+
+class WaitCtxBase(abc.ABC):
+    """What every ``WaitCtx`` shares: closed checks, users, ``with``, finalisation."""
+
+    def __init__(self, backend: BackendBase) -> None:
+        self._backend = backend
+        self._closed = False
+        #: jobs started with this context that have not finished
+        self._users: Set[JobRecord] = set()
+
+    @property
+    def backend(self) -> BackendBase:
+        return self._backend
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise WaitCtxClosedError("operation on a closed WaitCtx")
+
+    def close(self) -> None:
+        """Free the context (``ASYNC_WAIT_CTX_free``): cleanup functions of live fds run.
+
+        Idempotent. Raises ``JobStateError``, changing nothing, while a job that
+        was started with this context has not finished.
+        """
+        if self._closed:
+            return
+        if self._users:
+            states = sorted(r.state for r in self._users)
+            raise JobStateError(
+                f"WaitCtx is still used by {len(self._users)} unfinished job(s) ({', '.join(states)})"
+            )
+        self._closed = True
+        self._free()
+
+    @abc.abstractmethod
+    def _free(self) -> None:
+        """Release the context; cleanup functions run here, newest fd first."""
+
+    def __enter__(self) -> Any:
+        self._check_open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_closed", True):
+            return
+        try:
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
+            self.close()
+        except BaseException:  # noqa: BLE001 - interpreter teardown
+            pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<pyossl_async.WaitCtx {state} backend={self._backend.name} at {id(self):#x}>"
+
+
+class BackendBase(abc.ABC):
+    """The contract's ``Backend``, minus the engine."""
+
+    name: str = ""
+    openssl_version: Optional[str] = None
+
+    def __init__(self) -> None:
+        self._threads: Dict[int, ThreadJobs] = {}
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        atexit.register(_close_main_thread_jobs, weakref.ref(self))
+
+    def __repr__(self) -> str:
+        return f"<pyossl_async backend {self.name!r}>"
+
+    # -- engine interface --------------------------------------------------------
+
+    @abc.abstractmethod
+    def _engine_start(self, thread: ThreadJobs, record: JobRecord) -> Status:
+        """Start ``record`` in a new job; return OpenSSL's status."""
+
+    @abc.abstractmethod
+    def _engine_resume(self, thread: ThreadJobs, record: JobRecord) -> Status:
+        """Resume the paused ``record``; return OpenSSL's status."""
+
+    @abc.abstractmethod
+    def _engine_pause(self, thread: ThreadJobs, record: JobRecord) -> None:
+        """Pause the running job; return when it is resumed, or at once if pausing is blocked."""
+
+    def _engine_in_foreign_job(self) -> bool:
+        """True when a job this backend did not start is running on this thread."""
+        return False
+
+    def _engine_thread_exited(self, thread: ThreadJobs) -> None:
+        """Release the engine's resources of a thread that has gone away."""
+
+    def _engine_cleanup_thread(self, thread: Optional[ThreadJobs]) -> None:
+        """``ASYNC_cleanup_thread`` proper, once the shared checks passed."""
+
+    def _current(self) -> tuple[Optional[ThreadJobs], Optional[JobRecord]]:
+        """The calling thread's jobs and the job running in the caller, if any."""
+        thread = self._threads.get(_get_ident())
+        return thread, (thread.running if thread is not None else None)
+
+    # -- threads -----------------------------------------------------------------
+
+    def _thread(self) -> ThreadJobs:
+        ident = _get_ident()
+        thread = self._threads.get(ident)
+        if thread is None:
+            # Never reached from inside one of our jobs: a running job implies
+            # its driving thread's record exists.
+            thread = ThreadJobs(ident)
+            self._local.sentinel = _ThreadSentinel(self, ident)
+            with self._lock:
+                self._threads[ident] = thread
+        return thread
+
+    def _thread_exited(self, ident: int) -> None:
+        with self._lock:
+            thread = self._threads.pop(ident, None)
+        if thread is None:
+            return
+        if thread.paused:
+            for record in thread.paused:
+                record.orphaned = True
+            warnings.warn(
+                f"a thread exited with {len(thread.paused)} paused {self.name} job(s); "
+                f"they can never be resumed and their resources are leaked",
+                ResourceWarning,
+                stacklevel=2,
+            )
+        self._engine_thread_exited(thread)
+
+    def _after_fork_in_child(self) -> None:
+        """Jobs paused before ``fork()`` cannot be resumed in the child."""
+        for thread in self._threads.values():
+            for record in thread.paused:
+                record.orphaned = True
+        self._threads.clear()
+        self._local = threading.local()
+
+    # -- the public API ----------------------------------------------------------
+
+    def start_job(
+        self,
+        job: Optional[Job],
+        ctx: Any,
+        func: Optional[Callable[[Any], Any]],
+        args: Any = None,
+    ) -> StartResult:
+        """Start a job (``job`` is None) or resume a paused one; see the contract."""
+        if job is not None and not isinstance(job, Job):
+            raise TypeError(f"job must be a Job handle or None, not {type(job).__name__}")
+        _, running = self._current()
+        if running is not None or self._engine_in_foreign_job():
+            raise JobStateError("start_job() called from inside a running job")
+        if job is None:
+            if ctx is not None:
+                self._check_wait_ctx(ctx)
+            if func is None or not callable(func):
+                raise TypeError(f"func must be a callable taking one argument, not {type(func).__name__}")
+            thread = self._thread()
+            record = JobRecord(self, func, job_args(args), ctx, thread.ident)
+            return self._drive(thread, record, Job(record), fresh=True)
+        record = job._record
+        if record.backend is not self:
+            raise JobStateError(f"job belongs to the {record.backend.name!r} backend, not {self.name!r}")
+        if record.orphaned:
+            raise JobStateError("job's owner thread has gone (exited, or the process forked)")
+        if record.state != "paused":
+            raise JobStateError(f"cannot resume a {record.state} job")
+        if record.owner != _get_ident():
+            raise JobStateError("a paused job must be resumed on the thread that started it")
+        return self._drive(self._thread(), record, job, fresh=False)
+
+    def _check_wait_ctx(self, ctx: Any) -> None:
+        if not isinstance(ctx, WaitCtxBase):
+            raise TypeError(f"ctx must be a WaitCtx or None, not {type(ctx).__name__}")
+        if ctx._backend is not self:
+            raise JobStateError(f"WaitCtx belongs to the {ctx._backend.name!r} backend, not {self.name!r}")
+        ctx._check_open()
+
+    def _drive(self, thread: ThreadJobs, record: JobRecord, handle: Job, fresh: bool) -> StartResult:
+        thread.busy += 1
+        try:
+            record.trace = sys.gettrace()
+            record.profile = sys.getprofile()
+            record.state = "running"
+            record.handle = handle
+            thread.paused.discard(record)
+            thread.running = record
+            try:
+                if fresh:
+                    status = self._engine_start(thread, record)
+                    if status in (Status.PAUSE, Status.FINISH) and record.ctx is not None:
+                        record.ctx._users.add(record)
+                else:
+                    status = self._engine_resume(thread, record)
+                while status == Status.PAUSE and record.no_ctx_pause:
+                    # the job paused with no wait context: C would crash on this
+                    # resume; resume it at once and let its pause_job() raise
+                    record.pause_error = True
+                    status = self._engine_resume(thread, record)
+            finally:
+                thread.running = None
+            return self._settle(thread, record, handle, status)
+        finally:
+            thread.busy -= 1
+            if thread.busy == 0 and thread.pending and thread.running is None:
+                self._drain_pending(thread)
+
+    def _settle(self, thread: ThreadJobs, record: JobRecord, handle: Job, status: Status) -> StartResult:
+        if status == Status.PAUSE:
+            record.state = "paused"
+            record.handle = weakref.ref(handle)
+            thread.paused.add(record)
+            return (Status.PAUSE, handle, None)
+        record.state = "finished"
+        record.handle = None
+        if record.ctx is not None:
+            record.ctx._users.discard(record)
+        if status != Status.FINISH:
+            return (Status(status), None, None)
+        exc, record.exception = record.exception, None
+        value, record.value = record.value, None
+        if exc is not None:
+            try:
+                raise exc
+            finally:
+                del exc
+        return (Status.FINISH, None, job_result(value))
+
+    def pause_job(self) -> bool:
+        """Pause the running job until it is resumed; ``True`` at once outside a job."""
+        thread, record = self._current()
+        if record is None or thread is None:
+            return True
+        if record.cancelled:
+            raise JobCancelled()
+        record.no_ctx_pause = record.ctx is None
+        try:
+            self._engine_pause(thread, record)
+        finally:
+            record.no_ctx_pause = False
+        if record.pause_error:
+            record.pause_error = False
+            raise JobStateError("pause_job() in a job that was started without a WaitCtx")
+        if record.cancelled:
+            raise JobCancelled()
+        _sync_tracers(record)
+        return True
+
+    def get_current_job(self) -> Optional[Job]:
+        """The running job's handle (the same object ``start_job`` returns on PAUSE)."""
+        _, record = self._current()
+        if record is None:
+            return None
+        handle = record.handle
+        if isinstance(handle, weakref.ref):  # pragma: no cover - running jobs hold it strongly
+            handle = handle()
+        return handle  # type: ignore[no-any-return]
+
+    def get_wait_ctx(self, job: Job) -> Any:
+        """The job's ``WaitCtx``; ``None`` once it has finished (C returns NULL)."""
+        if not isinstance(job, Job):
+            raise TypeError(f"job must be a Job handle, not {type(job).__name__}")
+        record = job._record
+        if record.backend is not self:
+            raise JobStateError(f"job belongs to the {record.backend.name!r} backend, not {self.name!r}")
+        if record.state == "finished":
+            return None
+        return record.ctx
+
+    @contextmanager
+    def pause_blocked(self) -> Iterator[None]:
+        """``block_pause()`` for the duration of a ``with`` block."""
+        self.block_pause()
+        try:
+            yield
+        finally:
+            self.unblock_pause()
+
+    @abc.abstractmethod
+    def block_pause(self) -> None: ...
+
+    @abc.abstractmethod
+    def unblock_pause(self) -> None: ...
+
+    def cleanup_thread(self) -> None:
+        """Free this thread's job pool; refused while the thread has paused jobs."""
+        thread, running = self._current()
+        if running is not None:
+            raise JobStateError("cleanup_thread() called from inside a running job")
+        if thread is not None and thread.pending:
+            self._drain_pending(thread)
+        if thread is not None and thread.paused:
+            raise JobStateError(
+                f"cleanup_thread() with {len(thread.paused)} paused job(s): "
+                f"close or finish them first (C would leak them)"
+            )
+        self._engine_cleanup_thread(thread)
+
+    # -- closing -----------------------------------------------------------------
+
+    def _close(self, record: JobRecord, handle: Optional[Job]) -> None:
+        if record.state == "finished":
+            return
+        if record.orphaned:
+            raise JobStateError("job's owner thread has gone; it cannot be closed")
+        if record.state == "running":
+            raise JobStateError("cannot close a running job")
+        if record.owner != _get_ident():
+            raise JobStateError("a paused job must be closed on the thread that started it")
+        thread, running = self._current()
+        if running is not None or thread is None:
+            raise JobStateError("cannot close a job from inside another job")
+        self._cancel(thread, record, handle)
+
+    def _cancel(self, thread: ThreadJobs, record: JobRecord, handle: Optional[Job]) -> None:
+        record.cancelled = True
+        if handle is None:
+            ref = record.handle
+            handle = ref() if isinstance(ref, weakref.ref) else ref
+        if handle is None:
+            handle = Job(record)
+        try:
+            status, _, _ = self._drive(thread, record, handle, fresh=False)
+        except JobCancelled:
+            return
+        if status == Status.PAUSE:  # pragma: no cover - pause raises once cancelled
+            raise JobStateError("job paused while being closed")
+
+    def _handle_died(self, record: JobRecord, handle: Job) -> None:
+        """A paused job's last handle went away: unwind it, now or at a safe moment."""
+        record.handle = handle  # resurrect: get_current_job() inside must return it
+        try:
+            warnings.warn(
+                f"paused job {handle!r} was garbage collected; closing it",
+                ResourceWarning,
+                source=handle,
+                stacklevel=2,
+            )
+        except BaseException:  # noqa: BLE001 - warnings may be errors; closing goes on
+            pass
+        thread = self._threads.get(record.owner)
+        if thread is None:
+            return
+        if record.owner == _get_ident() and thread.busy == 0 and thread.running is None:
+            self._cancel_quietly(thread, record)
+        else:
+            thread.pending.append(record)
+
+    def _cancel_quietly(self, thread: ThreadJobs, record: JobRecord) -> None:
+        try:
+            self._cancel(thread, record, None)
+        except BaseException as exc:  # noqa: BLE001 - nobody to raise it to
+            report_unraisable(exc, "Exception ignored while closing a garbage-collected paused job")
+        finally:
+            if record.state == "finished":
+                record.handle = None
+
+    def _drain_pending(self, thread: ThreadJobs) -> None:
+        while thread.pending and thread.running is None and thread.busy == 0:
+            record = thread.pending.pop(0)
+            if record.state == "paused" and not record.orphaned:
+                self._cancel_quietly(thread, record)
+
+    def _close_owned_paused_jobs(self) -> None:
+        """At interpreter exit: unwind the calling thread's paused jobs so ``finally`` runs."""
+        thread, running = self._current()
+        if thread is None or running is not None:
+            return
+        for record in list(thread.paused):
+            if record.state == "paused" and not record.orphaned:
+                self._cancel_quietly(thread, record)
+
+
+def _close_main_thread_jobs(ref: Callable[[], Optional[BackendBase]]) -> None:
+    backend = ref()
+    if backend is not None:
+        backend._close_owned_paused_jobs()
+

@@ -1,0 +1,235 @@
+"""``WaitCtx`` over a real ``ASYNC_WAIT_CTX``.
+
+libcrypto stays the source of truth for fds, their order and the add/del lists.
+Python-side tables only translate: Python keys to the opaque pointers C compares
+(never dereferenced, so plain integers), and ``custom_data`` pointers back to the
+Python objects and cleanup functions behind them. Entries leave those tables when
+C lets go of them: on ``clear_fd`` (C never cleans up a cleared fd) and on free.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+from ctypes import byref, c_int, c_size_t, c_void_p
+from typing import TYPE_CHECKING, Any, Callable, Dict, Hashable, List, NamedTuple, Optional
+
+from .._constants import WaitStatus
+from .._libcrypto._types import ASYNC_callback_fn, ASYNC_cleanup_fn
+from .._native._libs import address_of
+from .._unraisable import report_unraisable
+from .._validate import c_int as check_c_int
+from .._validate import callable_or_none, hashable_key
+from ._base import WaitCtxBase
+
+if TYPE_CHECKING:
+    from .openssl import OpenSSLBackend
+
+__all__ = ["OpenSSLWaitCtx", "ForeignCallback"]
+
+_tokens = itertools.count(1)
+
+
+class _FdEntry(NamedTuple):
+    ctx: "OpenSSLWaitCtx"
+    key: Hashable
+    key_token: int
+    custom_data: Any
+    cleanup: Optional[Callable[..., Any]]
+
+
+#: custom_data pointer -> the live fd entry it stands for (all contexts)
+_entries: Dict[int, _FdEntry] = {}
+#: callback arg pointer -> (callback, arg)
+_callbacks: Dict[int, tuple[Callable[[Any], Any], Any]] = {}
+
+
+@ASYNC_cleanup_fn
+def _cleanup_thunk(ctx_ptr: Any, key_ptr: Any, fd: int, data_ptr: Any) -> None:
+    entry = _entries.pop(data_ptr or 0, None)
+    if entry is None or entry.cleanup is None:
+        return
+    try:
+        entry.cleanup(entry.ctx, entry.key, fd, entry.custom_data)
+    except BaseException as exc:  # noqa: BLE001 - must not unwind through C
+        report_unraisable(exc, "Exception ignored in WaitCtx cleanup function", entry.cleanup)
+
+
+@ASYNC_callback_fn
+def _callback_thunk(arg_ptr: Any) -> int:
+    found = _callbacks.get(arg_ptr or 0)
+    if found is None:
+        return 0
+    callback, arg = found
+    try:
+        result = callback(arg)
+    except BaseException as exc:  # noqa: BLE001 - must not unwind through C
+        report_unraisable(exc, "Exception ignored in WaitCtx callback", callback)
+        return 0
+    return int(result) if isinstance(result, int) else 1
+
+
+_CLEANUP = address_of(_cleanup_thunk)
+_CALLBACK = address_of(_callback_thunk)
+
+
+class ForeignCallback:
+    """A wait-ctx callback some C code installed; calling it calls the C function."""
+
+    def __init__(self, address: int) -> None:
+        self.address = address
+        self._fn = ctypes.cast(address, ASYNC_callback_fn)
+
+    def __call__(self, arg: Any) -> int:
+        return int(self._fn(arg))
+
+    def __repr__(self) -> str:
+        return f"<C wait-ctx callback at {self.address:#x}>"
+
+
+class OpenSSLWaitCtx(WaitCtxBase):
+    """An ``ASYNC_WAIT_CTX`` (see the contract's WaitCtx section)."""
+
+    def __init__(self, backend: OpenSSLBackend) -> None:
+        super().__init__(backend)
+        self._lib = backend.crypto
+        self._ptr: int = self._lib.ASYNC_WAIT_CTX_new().value
+        self._key_tokens: Dict[Hashable, int] = {}
+        #: key token -> its live entries' data tokens, oldest first (C finds newest)
+        self._live: Dict[int, List[int]] = {}
+        self._callback_token = 0
+
+    @property
+    def address(self) -> int:
+        """The ``ASYNC_WAIT_CTX *`` (for passing to C code of your own)."""
+        self._check_open()
+        return self._ptr
+
+    def set_wait_fd(
+        self,
+        key: Hashable,
+        fd: int,
+        custom_data: Any = None,
+        cleanup: Optional[Callable[..., Any]] = None,
+    ) -> bool:
+        self._check_open()
+        hashable_key(key)
+        fd = check_c_int(fd, "fd")
+        callable_or_none(cleanup, "cleanup")
+        key_token = self._key_tokens.get(key)
+        if key_token is None:
+            key_token = self._key_tokens[key] = next(_tokens)
+        data_token = next(_tokens)
+        _entries[data_token] = _FdEntry(self, key, key_token, custom_data, cleanup)
+        try:
+            self._lib.ASYNC_WAIT_CTX_set_wait_fd(
+                self._ptr, key_token, fd, data_token, _CLEANUP if cleanup is not None else None
+            )
+        except BaseException:
+            del _entries[data_token]
+            if not self._live.get(key_token):
+                self._key_tokens.pop(key, None)
+            raise
+        self._live.setdefault(key_token, []).append(data_token)
+        return True
+
+    def get_fd(self, key: Hashable) -> Optional[tuple[int, Any]]:
+        self._check_open()
+        hashable_key(key)
+        key_token = self._key_tokens.get(key)
+        if key_token is None:
+            return None
+        fd = c_int()
+        data = c_void_p()
+        if not self._lib.ASYNC_WAIT_CTX_get_fd(self._ptr, key_token, byref(fd), byref(data)):
+            return None
+        entry = _entries.get(data.value or 0)
+        return (fd.value, entry.custom_data if entry is not None else data.value)
+
+    def get_all_fds(self) -> List[int]:
+        self._check_open()
+        n = c_size_t()
+        self._lib.ASYNC_WAIT_CTX_get_all_fds(self._ptr, None, byref(n))
+        if not n.value:
+            return []
+        fds = (c_int * n.value)()
+        self._lib.ASYNC_WAIT_CTX_get_all_fds(self._ptr, fds, byref(n))
+        return list(fds[: n.value])
+
+    def get_changed_fds(self) -> tuple[List[int], List[int]]:
+        self._check_open()
+        nadd, ndel = c_size_t(), c_size_t()
+        lib = self._lib
+        lib.ASYNC_WAIT_CTX_get_changed_fds(self._ptr, None, byref(nadd), None, byref(ndel))
+        if not nadd.value and not ndel.value:
+            return [], []
+        add = (c_int * max(nadd.value, 1))()
+        dele = (c_int * max(ndel.value, 1))()
+        lib.ASYNC_WAIT_CTX_get_changed_fds(self._ptr, add, byref(nadd), dele, byref(ndel))
+        return list(add[: nadd.value]), list(dele[: ndel.value])
+
+    def clear_fd(self, key: Hashable) -> bool:
+        self._check_open()
+        hashable_key(key)
+        key_token = self._key_tokens.get(key)
+        if key_token is None:
+            return False
+        if not self._lib.ASYNC_WAIT_CTX_clear_fd(self._ptr, key_token):
+            return False
+        live = self._live.get(key_token)
+        if live:
+            _entries.pop(live.pop(), None)  # C clears the newest live entry
+        if not live:
+            self._live.pop(key_token, None)
+            self._key_tokens.pop(key, None)
+        return True
+
+    def set_callback(self, callback: Optional[Callable[[Any], Any]], arg: Any = None) -> bool:
+        self._check_open()
+        callable_or_none(callback, "callback")
+        old = self._callback_token
+        token = next(_tokens)
+        if callback is not None:
+            _callbacks[token] = (callback, arg)
+        self._lib.ASYNC_WAIT_CTX_set_callback(
+            self._ptr, _CALLBACK if callback is not None else None, token
+        )
+        self._callback_token = token
+        _callbacks.pop(old, None)
+        return True
+
+    def get_callback(self) -> Optional[tuple[Callable[[Any], Any], Any]]:
+        self._check_open()
+        cb, arg = c_void_p(), c_void_p()
+        if not self._lib.ASYNC_WAIT_CTX_get_callback(self._ptr, byref(cb), byref(arg)):
+            return None
+        if cb.value == _CALLBACK:
+            found = _callbacks.get(arg.value or 0)
+            if found is not None:
+                return found
+        return (ForeignCallback(cb.value or 0), arg.value)
+
+    def set_status(self, status: int) -> bool:
+        self._check_open()
+        self._lib.ASYNC_WAIT_CTX_set_status(self._ptr, check_c_int(status, "status"))
+        return True
+
+    def get_status(self) -> int:
+        self._check_open()
+        value = int(self._lib.ASYNC_WAIT_CTX_get_status(self._ptr))
+        try:
+            return WaitStatus(value)
+        except ValueError:
+            return value
+
+    def _free(self) -> None:
+        ptr, self._ptr = self._ptr, 0
+        try:
+            self._lib.ASYNC_WAIT_CTX_free(ptr)  # runs cleanup thunks, newest first
+        finally:
+            for tokens in self._live.values():
+                for token in tokens:
+                    _entries.pop(token, None)
+            self._live.clear()
+            self._key_tokens.clear()
+            _callbacks.pop(self._callback_token, None)

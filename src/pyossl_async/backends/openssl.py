@@ -1,0 +1,132 @@
+"""The ``"openssl"`` backend: real libcrypto jobs through ctypes.
+
+Jobs are genuine ``ASYNC_JOB`` fibres. Their Python code runs on its own thread
+state and a large guarded stack (``_native``); this module adds the contract's
+policy on top and maps OpenSSL's per-thread functions one to one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from .._constants import Status
+from .._errors import ErrorEntry
+from .._libcrypto import LibCrypto, drain_errors
+from .._native._runner import JobRunner, NativeSupport
+from .._validate import size_t
+from ._base import BackendBase, JobRecord, ThreadJobs
+from ._openssl_waitctx import OpenSSLWaitCtx
+
+__all__ = ["OpenSSLBackend"]
+
+
+class OpenSSLBackend(BackendBase):
+    """OpenSSL's ASYNC API, called for real."""
+
+    name = "openssl"
+
+    def __init__(self, crypto: LibCrypto, native: Optional[NativeSupport], native_error: str = "") -> None:
+        super().__init__()
+        self.crypto = crypto
+        self.native = native
+        #: why jobs cannot run here, when ``native`` is None
+        self.native_error = native_error
+        self.openssl_version: Optional[str] = crypto.version_text
+        self.library_path = crypto.path
+        #: error-queue entries drained by the last call that returned ERR/NO_JOBS/False
+        self.last_errors: tuple[ErrorEntry, ...] = ()
+
+    # -- capabilities ------------------------------------------------------------
+
+    def is_capable(self) -> bool:
+        """True when libcrypto can run jobs here and so can our thread/stack machinery."""
+        return self.native is not None and bool(self.crypto.ASYNC_is_capable())
+
+    def info(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "library": self.crypto.path,
+            "openssl_version": self.crypto.version_text,
+            "version_number": hex(self.crypto.version_number),
+            "ASYNC_is_capable": bool(self.crypto.ASYNC_is_capable()),
+            "mem_functions": self.crypto.has("ASYNC_set_mem_functions"),
+            "wait_ctx_callbacks": self.crypto.has("ASYNC_WAIT_CTX_set_callback"),
+        }
+        if self.native is not None:
+            out.update(self.native.info())
+        else:
+            out["jobs_unavailable"] = self.native_error
+        return out
+
+    # -- per-thread pool ---------------------------------------------------------
+
+    def init_thread(self, max_size: int = 0, init_size: int = 0) -> bool:
+        max_size = size_t(max_size, "max_size")
+        init_size = size_t(init_size, "init_size")
+        ok = bool(self.crypto.ASYNC_init_thread(max_size, init_size))
+        if not ok:
+            self.last_errors = drain_errors(self.crypto)
+        return ok
+
+    def _engine_cleanup_thread(self, thread: Optional[ThreadJobs]) -> None:
+        self.crypto.ASYNC_cleanup_thread()
+        if thread is not None and thread.engine is not None:
+            thread.engine.trim()
+
+    def block_pause(self) -> None:
+        self.crypto.ASYNC_block_pause()
+
+    def unblock_pause(self) -> None:
+        self.crypto.ASYNC_unblock_pause()
+
+    def WaitCtx(self) -> OpenSSLWaitCtx:  # noqa: N802 - contract name
+        return OpenSSLWaitCtx(self)
+
+    # -- engine ------------------------------------------------------------------
+
+    def _runner(self, thread: ThreadJobs) -> JobRunner:
+        runner = thread.engine
+        if runner is None:
+            if self.native is None:
+                from .._errors import BackendUnavailable
+
+                raise BackendUnavailable(f"the openssl backend cannot run jobs here: {self.native_error}")
+            runner = thread.engine = JobRunner(self.native)
+        return runner  # type: ignore[no-any-return]
+
+    def _engine_start(self, thread: ThreadJobs, record: JobRecord) -> Status:
+        runner = self._runner(thread)
+        ctx = record.ctx
+        if ctx is not None:
+            address = ctx._ptr  # type: ignore[attr-defined]
+        else:
+            # C would crash resuming a job that paused with no context; give C a
+            # private one and let the shared layer turn such a pause into an error
+            if not runner.hidden_ctx:
+                runner.hidden_ctx = self.crypto.ASYNC_WAIT_CTX_new().value
+            address = runner.hidden_ctx
+        status, execution = runner.start(record, address)
+        record.engine = execution
+        return self._status(status)
+
+    def _engine_resume(self, thread: ThreadJobs, record: JobRecord) -> Status:
+        return self._status(self._runner(thread).resume(record.engine))
+
+    def _engine_pause(self, thread: ThreadJobs, record: JobRecord) -> None:
+        thread.engine.pause()
+
+    def _engine_in_foreign_job(self) -> bool:
+        return bool(self.crypto.ASYNC_get_current_job())
+
+    def _status(self, status: int) -> Status:
+        if status in (Status.ERR, Status.NO_JOBS):
+            self.last_errors = drain_errors(self.crypto)
+        return Status(status)
+
+    def _engine_thread_exited(self, thread: ThreadJobs) -> None:
+        runner = thread.engine
+        if runner is None:
+            return
+        if thread.paused:
+            runner.forget()  # leaked with the paused jobs that use them
+        else:
+            runner.close()
