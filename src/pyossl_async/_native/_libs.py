@@ -114,10 +114,16 @@ class PyApi(_Bound):
         ("PyThreadState_Delete", None, (c_void_p,)),
         ("PyGILState_GetThisThreadState", c_void_p, ()),
         ("PyGILState_Check", c_int, ()),
-        ("PyThreadState_GetDict", ctypes.py_object, ()),
+        # borrowed reference: a py_object restype would be decref'd as if new
+        ("PyThreadState_GetDict", c_void_p, ()),
     )
 
     def __init__(self) -> None:
         self._bind(ctypes.pythonapi)
         self.restore_thread_address = address_of(ctypes.pythonapi.PyEval_RestoreThread)
         self.save_thread_address = address_of(ctypes.pythonapi.PyEval_SaveThread)
+
+    def thread_state_dict(self) -> Any:
+        """The current thread state's dict (``PyThreadState_GetDict``), as a new reference."""
+        ptr = self.PyThreadState_GetDict()
+        return ctypes.cast(ptr, ctypes.py_object).value if ptr else None

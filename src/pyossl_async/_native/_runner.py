@@ -355,7 +355,7 @@ class JobRunner:
         except BaseException as exc:  # noqa: BLE001 - never unwind into C
             report_unraisable(exc, "Exception escaped a job body")
         try:
-            state = self.native.api.PyThreadState_GetDict()
+            state = self.native.api.thread_state_dict()
             if state:
                 state.clear()  # threading.local data must not leak into the next job
         except BaseException:  # noqa: BLE001
