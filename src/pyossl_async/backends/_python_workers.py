@@ -48,11 +48,14 @@ class WorkerStartError(Exception):
 
 
 def _wake(lock: Any) -> None:
-    """Release ``lock`` if it is held: a second wake-up before a wait is a no-op."""
-    try:
+    """Release ``lock`` if it is held: a second wake-up before a wait is a no-op.
+
+    Each lock has a single releasing thread (``go``: the driver, ``back``: the
+    worker) and the other thread only acquires, so a lock seen held stays held
+    until this release.
+    """
+    if lock.locked():
         lock.release()
-    except RuntimeError:  # already released: the sleeper will find its turn anyway
-        pass
 
 
 class Worker:
@@ -128,7 +131,9 @@ class Worker:
         n = self._grant + 1
         try:
             self._grant = n
-            self._go.release()
+            go = self._go
+            if go.locked():  # unlocked: a spare wake-up is pending and will do
+                go.release()
             while self._done != n:
                 self._back.acquire()
         except BaseException as exc:  # noqa: BLE001 - kept, re-raised by the caller
