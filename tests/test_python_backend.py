@@ -222,7 +222,7 @@ def test_many_paused_jobs_each_hold_a_worker(py: PythonBackend) -> None:
         rng = random.Random(7)
         while handles:
             i = rng.choice(list(handles))
-            status, h, ret = py.start_job(handles[i], None, None)
+            status, _, ret = py.start_job(handles[i], None, None)
             if status == pa.FINISH:
                 results[i] = ret
                 del handles[i]
@@ -306,7 +306,8 @@ def test_cycle_cost_figure(py: PythonBackend, capsys: pytest.CaptureFixture[str]
 # -- the handoff against signals in the driving thread ----------------------------------
 
 
-class Interrupted(Exception):
+class HandlerError(Exception):
+    """What the test signal handler raises in the driving thread."""
     pass
 
 
@@ -318,7 +319,7 @@ def usr1_raises() -> Iterator[threading.Event]:
 
     def handler(signum: int, frame: Any) -> None:
         handled.set()
-        raise Interrupted("signal")
+        raise HandlerError("signal")
 
     old = signal.signal(signal.SIGUSR1, handler)
     try:
@@ -361,7 +362,7 @@ def test_signal_during_handoff_closes_the_paused_job(py: PythonBackend, usr1_rai
         return 1
 
     with py.WaitCtx() as ctx:
-        with pytest.raises(Interrupted):
+        with pytest.raises(HandlerError):
             py.start_job(None, ctx, job)
     assert log == ["pausing", "cancelled"]
     assert py.start_job(None, None, lambda a: 3) == (pa.FINISH, None, 3)  # the pool is intact
@@ -372,14 +373,14 @@ def test_signal_during_handoff_of_a_finishing_job(py: PythonBackend, usr1_raises
         _interrupt_driver(usr1_raises)
         return 5
 
-    with pytest.raises(Interrupted):
+    with pytest.raises(HandlerError):
         py.start_job(None, None, job)
 
     def failing(arg: Any) -> int:
         _interrupt_driver(usr1_raises)
         raise KeyError("job's own")
 
-    with pytest.raises(Interrupted) as info:
+    with pytest.raises(HandlerError) as info:
         py.start_job(None, None, failing)
     assert isinstance(info.value.__context__, KeyError)
     assert py.start_job(None, None, lambda a: 3) == (pa.FINISH, None, 3)
@@ -486,7 +487,8 @@ def test_handle_dropped_inside_another_job_is_closed_by_its_driver(py: PythonBac
 
 def test_threadlocal_scrubber_is_verified_where_supported() -> None:
     found: List[Any] = []
-    t = threading.Thread(target=lambda: found.append(_python_threadlocal.ThreadLocalScrubber.for_current_thread()))
+    scrubber = _python_threadlocal.ThreadLocalScrubber
+    t = threading.Thread(target=lambda: found.append(scrubber.for_current_thread()))
     t.start()
     t.join()
     if _python_threadlocal.SUPPORTED:
@@ -577,7 +579,7 @@ def test_fork_resets_pools_in_the_child() -> None:
             finally:
                 os._exit(0)
         _, status = os.waitpid(pid, 0)
-        print("parent:", be.start_job(h, None, None)[2], os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status)
+        print("parent:", be.start_job(h, None, None)[2], os.WEXITSTATUS(status))
         """,
         timeout=60,
     )

@@ -62,7 +62,7 @@ job_steps = st.lists(
     lambda steps: st.one_of(
         st.tuples(st.just("ret"), st.integers(-5, 5)),
         st.tuples(st.just("raise")),
-    ).map(lambda end: tuple(steps) + (end,))
+    ).map(lambda end: (*steps, end))
 )
 
 ops = st.lists(
@@ -108,9 +108,9 @@ def run_program(be: pa.Backend, program: List[Op]) -> List[Any]:
         result = getattr(ctx, name)(*args)
         return int(result) if name == "get_status" else result
 
-    def guarded(what: Any, fn: Callable[[], Any]) -> Any:
+    def guarded(what: Any, fn: Callable[..., Any], *args: Any) -> Any:
         try:
-            value = fn()
+            value = fn(*args)
         except Exception as exc:  # noqa: BLE001 - the type is the observation
             trace.append((what, "raised", type(exc).__name__))
             return None
@@ -133,9 +133,9 @@ def run_program(be: pa.Backend, program: List[Op]) -> List[Any]:
                     if ctx is None:
                         trace.append(("job.ctx", "none"))
                     else:
-                        guarded(("job.ctx", step[1][0]), lambda: ctx_call(ctx, step[1]))
+                        guarded(("job.ctx", step[1][0]), ctx_call, ctx, step[1])
                 elif kind == "init":
-                    guarded("job.init", lambda: be.init_thread(step[1], step[2]))
+                    guarded("job.init", be.init_thread, step[1], step[2])
                 elif kind == "current":
                     cur = be.get_current_job()
                     trace.append(("job.current", cur is not None and cur.state))
@@ -155,12 +155,18 @@ def run_program(be: pa.Backend, program: List[Op]) -> List[Any]:
             return ("PAUSE", jobs.index(handle))
         return (pa.Status(status).name, ret)
 
+    def start(ctx: Any, func: Callable[[Any], int]) -> Any:
+        return status_of(be.start_job(None, ctx, func))
+
+    def resume(handle: Any) -> Any:
+        return status_of(be.start_job(handle, None, None))
+
     be.cleanup_thread()
     try:
         for op in program:
             kind = op[0]
             if kind == "init":
-                guarded(op, lambda: be.init_thread(op[1], op[2]))
+                guarded(op, be.init_thread, op[1], op[2])
             elif kind == "cleanup":
                 guarded(op[0], be.cleanup_thread)
             elif kind == "newctx":
@@ -170,16 +176,16 @@ def run_program(be: pa.Backend, program: List[Op]) -> List[Any]:
                     guarded(op, ctxs[op[1]].close)
             elif kind == "start":
                 ctx = ctxs[op[2]] if 0 <= op[2] < len(ctxs) else None
-                guarded(("start", op[2]), lambda: status_of(be.start_job(None, ctx, make_job(op[1]))))
+                guarded(("start", op[2]), start, ctx, make_job(op[1]))
             elif kind == "resume":
                 if op[1] < len(jobs):
-                    guarded(op, lambda: status_of(be.start_job(jobs[op[1]], None, None)))
+                    guarded(op, resume, jobs[op[1]])
             elif kind == "close":
                 if op[1] < len(jobs):
                     guarded(op, jobs[op[1]].close)
             elif kind == "ctx":
                 if op[1] < len(ctxs):
-                    guarded(op, lambda: ctx_call(ctxs[op[1]], op[2]))
+                    guarded(op, ctx_call, ctxs[op[1]], op[2])
             elif kind == "block":
                 be.block_pause()
             elif kind == "unblock":
@@ -213,7 +219,13 @@ def _fixed(program: List[Op]) -> Tuple[List[Any], List[Any]]:
     return run_program(load_backend("openssl"), program), run_program(load_backend("python"), program)
 
 
-PAUSE_TWICE = (("ctx", ("set_wait_fd", "a", 7, True)), ("pause",), ("ctx", ("clear_fd", "a")), ("pause",), ("ret", 1))
+PAUSE_TWICE = (
+    ("ctx", ("set_wait_fd", "a", 7, True)),
+    ("pause",),
+    ("ctx", ("clear_fd", "a")),
+    ("pause",),
+    ("ret", 1),
+)
 
 
 @pytest.mark.parametrize(

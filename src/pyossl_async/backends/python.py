@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, cast
 
 from .._constants import Status
 from .._validate import size_t
@@ -239,7 +239,7 @@ class PythonBackend(BackendBase):
         if thread.engine.blocked:
             return  # blocked: at once, and the wait ctx keeps its counts
         worker.pause()
-        ctx = record.ctx
+        ctx = cast(Optional[PythonWaitCtx], record.ctx)
         if ctx is not None:
             ctx._reset_counts()  # async_wait_ctx_reset_counts, right after the resume
 
