@@ -386,6 +386,44 @@ def test_signal_during_handoff_of_a_finishing_job(py: PythonBackend, usr1_raises
     assert py.start_job(None, None, lambda a: 3) == (pa.FINISH, None, 3)
 
 
+def test_second_signal_detaches_a_job_that_does_not_pause(py: PythonBackend) -> None:
+    """A job that never pauses cannot make Ctrl-C useless: a second one detaches it."""
+    if threading.current_thread() is not threading.main_thread():  # pragma: no cover
+        pytest.skip("signal handlers run in the main thread")
+    runs: List[int] = []
+    first, second = threading.Event(), threading.Event()
+
+    def handler(signum: int, frame: Any) -> None:
+        runs.append(signum)
+        (second if first.is_set() else first).set()
+        raise HandlerError(f"signal {len(runs)}")
+
+    release = threading.Event()
+    after: List[Any] = []
+    before = len(worker_threads())
+
+    def stubborn(arg: Any) -> int:
+        _signal_main_until(first)
+        _signal_main_until(second)
+        release.wait(30)  # the driver is gone by now
+        after.append((py.pause_job(), py.start_job is not None))
+        return 1
+
+    old = signal.signal(signal.SIGUSR1, handler)
+    try:
+        with py.WaitCtx() as ctx:
+            with pytest.raises(HandlerError, match="signal 1"):
+                py.start_job(None, ctx, stubborn)
+            # the driving thread is free again while the job still runs
+            assert py.start_job(None, None, lambda a: 4) == (pa.FINISH, None, 4)
+            release.set()
+            assert wait_for(lambda: after == [(True, True)])
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+    py.cleanup_thread()
+    assert wait_for(lambda: len(worker_threads()) == before)  # the detached worker ended
+
+
 def test_signal_handler_on_the_waiting_driver_cannot_pause(py: PythonBackend) -> None:
     if threading.current_thread() is not threading.main_thread():  # pragma: no cover
         pytest.skip("signal handlers run in the main thread")

@@ -73,6 +73,7 @@ class Worker:
         "finished",
         "interrupt",
         "orphaned",
+        "detached",
         "_go",
         "_back",
         "_grant",
@@ -94,8 +95,11 @@ class Worker:
         #: an exception raised in the driving thread during a handoff (a signal
         #: handler's), kept for the driver to re-raise once the handoff completed
         self.interrupt: Optional[BaseException] = None
-        #: set in a child process when the fork happened inside this worker's job
+        #: no driver will ever resume this worker's job: after a fork inside the
+        #: job (in the child), or once the job was detached
         self.orphaned = False
+        #: the driver stopped waiting for the running job (interrupted twice)
+        self.detached = False
         self._go = _allocate_lock()
         self._go.acquire()
         self._back = _allocate_lock()
@@ -141,6 +145,11 @@ class Worker:
         return self.finished
 
     def _complete_interrupted(self, n: int, exc: BaseException) -> None:
+        """Finish handoff ``n`` after ``exc`` hit the driver somewhere inside it.
+
+        A second exception while the job still runs means the user insists
+        (a second Ctrl-C): the job is detached instead of waited for.
+        """
         if self.interrupt is None:
             self.interrupt = exc
         while True:
@@ -151,8 +160,17 @@ class Worker:
                 while self._done != n:
                     self._back.acquire()
                 return
-            except BaseException:  # noqa: BLE001 - another signal: the first one is kept
-                continue
+            except BaseException:  # noqa: BLE001 - the first exception is the one kept
+                if self._grant == n and self._done != n:
+                    self._detach()
+                    return
+
+    def _detach(self) -> None:
+        """Give up on the running job: it runs on, ownerless, and its thread ends with it."""
+        self.detached = True
+        self.orphaned = True
+        self.owner = None
+        _wake(self._go)  # in case the grant never reached the worker
 
     def stop(self, join: bool = False) -> None:
         """Make an idle worker's thread exit (optionally wait for it, briefly)."""
@@ -192,7 +210,7 @@ class Worker:
                     return
                 if self.record is not None:
                     self._run(self.record)
-                if self.orphaned:  # forked inside the job: no driver exists in this process
+                if self.orphaned:  # no driver will take this worker back
                     return
                 seen = self._grant  # the job's pauses moved the turn on
                 self.record = None

@@ -26,6 +26,7 @@ import threading
 from typing import Any, Dict, List, Optional, cast
 
 from .._constants import Status
+from .._errors import JobStateError
 from .._validate import size_t
 from ._base import BackendBase, Job, JobRecord, ThreadJobs
 from ._python_threadlocal import SUPPORTED as THREADLOCAL_ISOLATION
@@ -223,6 +224,13 @@ class PythonBackend(BackendBase):
             if state.interrupt is None:
                 state.interrupt = worker.interrupt
             worker.interrupt = None
+        if worker.detached:
+            # interrupted twice while the job ran: it goes on without an owner
+            # (its pause_job() is a no-op now) and its worker thread ends with it
+            record.engine = None
+            record.orphaned = True
+            exc, state.interrupt = state.interrupt, None
+            raise exc if exc is not None else JobStateError("job detached from its driving thread")
         if not finished:
             return Status.PAUSE
         record.engine = None
@@ -250,7 +258,10 @@ class PythonBackend(BackendBase):
         waits for a job cannot stop the job mid-flight: the handoff completes
         first. Then the exception is raised from here; a job that paused in the
         meantime is closed first (its ``pause_job()`` raises ``JobCancelled``),
-        since its handle cannot be returned along with the exception.
+        since its handle cannot be returned along with the exception. A second
+        exception while the job still runs detaches the job instead (see
+        ``Worker._detach``), so a job that never pauses cannot make Ctrl-C
+        useless.
         """
         try:
             result = super()._drive(thread, record, handle, fresh)
