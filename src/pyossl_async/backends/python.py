@@ -270,9 +270,10 @@ class PythonBackend(BackendBase):
             if interrupt is not None:
                 raise interrupt  # noqa: B904 - the job's own exception stays as __context__
             raise
-        interrupt = self._take_interrupt(thread)
-        if interrupt is None:
+        state: Optional[_DriverState] = thread.engine
+        if state is None or state.interrupt is None:
             return result
+        interrupt, state.interrupt = state.interrupt, None
         if result[0] == Status.PAUSE:
             self._cancel_quietly(thread, record)
         raise interrupt
