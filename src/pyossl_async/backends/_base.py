@@ -159,7 +159,8 @@ class ThreadJobs:
     def __init__(self, ident: int) -> None:
         self.ident = ident
         self.running: Optional[JobRecord] = None
-        self.paused: Set[JobRecord] = set()
+        #: insertion-ordered (a dict used as an ordered set): order of pausing
+        self.paused: Dict[JobRecord, None] = {}
         self.pending: List[JobRecord] = []
         self.busy = 0
         self.engine: Any = None
@@ -378,13 +379,20 @@ class BackendBase(abc.ABC):
             record.profile = sys.getprofile()
             record.state = "running"
             record.handle = handle
-            thread.paused.discard(record)
+            thread.paused.pop(record, None)
             thread.running = record
             try:
                 if fresh:
-                    status = self._engine_start(thread, record)
-                    if status in (Status.PAUSE, Status.FINISH) and record.ctx is not None:
-                        record.ctx._users.add(record)
+                    if record.ctx is not None:
+                        record.ctx._users.add(record)  # closing it now would free it under the job
+                    try:
+                        status = self._engine_start(thread, record)
+                    except BaseException:
+                        # the engine could not start it (no memory, no machinery)
+                        record.state = "finished"
+                        if record.ctx is not None:
+                            record.ctx._users.discard(record)
+                        raise
                 else:
                     status = self._engine_resume(thread, record)
                 while status == Status.PAUSE and record.no_ctx_pause:
@@ -404,7 +412,7 @@ class BackendBase(abc.ABC):
         if status == Status.PAUSE:
             record.state = "paused"
             record.handle = weakref.ref(handle)
-            thread.paused.add(record)
+            thread.paused[record] = None
             return (Status.PAUSE, handle, None)
         record.state = "finished"
         record.handle = None

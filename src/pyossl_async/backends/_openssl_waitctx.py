@@ -31,44 +31,58 @@ _tokens = itertools.count(1)
 
 
 class _FdEntry(NamedTuple):
-    ctx: "OpenSSLWaitCtx"
     key: Hashable
     key_token: int
     custom_data: Any
     cleanup: Optional[Callable[..., Any]]
 
 
-#: custom_data pointer -> the live fd entry it stands for (all contexts)
-_entries: Dict[int, _FdEntry] = {}
-#: callback arg pointer -> (callback, arg)
-_callbacks: Dict[int, tuple[Callable[[Any], Any], Any]] = {}
+class _Tables:
+    """What the C thunks look up. Held by the thunks themselves (not module globals),
+    so they keep working while the interpreter tears modules down."""
+
+    def __init__(self) -> None:
+        #: custom_data pointer -> the live fd entry it stands for (all contexts)
+        self.entries: Dict[int, _FdEntry] = {}
+        #: callback arg pointer -> (callback, arg)
+        self.callbacks: Dict[int, tuple[Callable[[Any], Any], Any]] = {}
+        #: ASYNC_WAIT_CTX * -> the WaitCtx being freed (cleanup functions receive it)
+        self.freeing: Dict[int, "OpenSSLWaitCtx"] = {}
 
 
-@ASYNC_cleanup_fn
-def _cleanup_thunk(ctx_ptr: Any, key_ptr: Any, fd: int, data_ptr: Any) -> None:
-    entry = _entries.pop(data_ptr or 0, None)
-    if entry is None or entry.cleanup is None:
-        return
-    try:
-        entry.cleanup(entry.ctx, entry.key, fd, entry.custom_data)
-    except BaseException as exc:  # noqa: BLE001 - must not unwind through C
-        report_unraisable(exc, "Exception ignored in WaitCtx cleanup function", entry.cleanup)
+def _make_thunks(tables: _Tables) -> tuple[Any, Any]:
+    entries, callbacks, freeing, report = tables.entries, tables.callbacks, tables.freeing, report_unraisable
+
+    @ASYNC_cleanup_fn
+    def cleanup_thunk(ctx_ptr: Any, key_ptr: Any, fd: int, data_ptr: Any) -> None:
+        entry = entries.pop(data_ptr or 0, None)
+        if entry is None or entry.cleanup is None:
+            return
+        try:
+            entry.cleanup(freeing.get(ctx_ptr or 0), entry.key, fd, entry.custom_data)
+        except BaseException as exc:  # noqa: BLE001 - must not unwind through C
+            report(exc, "Exception ignored in WaitCtx cleanup function", entry.cleanup)
+
+    @ASYNC_callback_fn
+    def callback_thunk(arg_ptr: Any) -> int:
+        found = callbacks.get(arg_ptr or 0)
+        if found is None:
+            return 0
+        callback, arg = found
+        try:
+            result = callback(arg)
+        except BaseException as exc:  # noqa: BLE001 - must not unwind through C
+            report(exc, "Exception ignored in WaitCtx callback", callback)
+            return 0
+        return int(result) if isinstance(result, int) else 1
+
+    return cleanup_thunk, callback_thunk
 
 
-@ASYNC_callback_fn
-def _callback_thunk(arg_ptr: Any) -> int:
-    found = _callbacks.get(arg_ptr or 0)
-    if found is None:
-        return 0
-    callback, arg = found
-    try:
-        result = callback(arg)
-    except BaseException as exc:  # noqa: BLE001 - must not unwind through C
-        report_unraisable(exc, "Exception ignored in WaitCtx callback", callback)
-        return 0
-    return int(result) if isinstance(result, int) else 1
-
-
+_tables = _Tables()
+_entries = _tables.entries
+_callbacks = _tables.callbacks
+_cleanup_thunk, _callback_thunk = _make_thunks(_tables)
 _CLEANUP = address_of(_cleanup_thunk)
 _CALLBACK = address_of(_callback_thunk)
 
@@ -98,6 +112,7 @@ class OpenSSLWaitCtx(WaitCtxBase):
         #: key token -> its live entries' data tokens, oldest first (C finds newest)
         self._live: Dict[int, List[int]] = {}
         self._callback_token = 0
+        self._tables = _tables  # close() may run while modules are torn down
 
     @property
     def address(self) -> int:
@@ -120,7 +135,7 @@ class OpenSSLWaitCtx(WaitCtxBase):
         if key_token is None:
             key_token = self._key_tokens[key] = next(_tokens)
         data_token = next(_tokens)
-        _entries[data_token] = _FdEntry(self, key, key_token, custom_data, cleanup)
+        _entries[data_token] = _FdEntry(key, key_token, custom_data, cleanup)
         try:
             self._lib.ASYNC_WAIT_CTX_set_wait_fd(
                 self._ptr, key_token, fd, data_token, _CLEANUP if cleanup is not None else None
@@ -224,12 +239,15 @@ class OpenSSLWaitCtx(WaitCtxBase):
 
     def _free(self) -> None:
         ptr, self._ptr = self._ptr, 0
+        tables = self._tables
+        tables.freeing[ptr] = self
         try:
             self._lib.ASYNC_WAIT_CTX_free(ptr)  # runs cleanup thunks, newest first
         finally:
+            tables.freeing.pop(ptr, None)
             for tokens in self._live.values():
                 for token in tokens:
-                    _entries.pop(token, None)
+                    tables.entries.pop(token, None)
             self._live.clear()
             self._key_tokens.clear()
-            _callbacks.pop(self._callback_token, None)
+            tables.callbacks.pop(self._callback_token, None)
