@@ -170,6 +170,30 @@ def test_second_init_thread_replaces_the_pool(py: PythonBackend) -> None:
     assert wait_for(lambda: len(worker_threads()) == before)
 
 
+def test_a_thread_the_os_refuses_is_a_job_that_cannot_be_created(
+    py: PythonBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in C: NO_JOBS from start_job, fewer pre-created jobs from init_thread."""
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    assert py.init_thread(3, 1)
+    with monkeypatch.context() as m:
+        m.setattr(threading.Thread, "start", refuse)
+        log: List[Any] = []
+        with py.WaitCtx() as ctx:
+            _, a, _ = py.start_job(None, ctx, pausing_job(py, log), "a")  # the pre-created one
+            assert py.start_job(None, ctx, pausing_job(py, log), "b") == (pa.NO_JOBS, None, None)
+            assert py.init_thread(2, 2) is True  # stops at the first failure, still succeeds
+            pool = py._threads[threading.get_ident()].engine.pool
+            assert pool.curr_size == 0 and pool.idle == []
+            m.undo()
+            assert py.start_job(None, ctx, lambda arg: 6) == (pa.FINISH, None, 6)
+            py.start_job(a, None, None)
+    assert pool.curr_size == 1 and len(pool.idle) == 2  # a's worker joined the new pool
+
+
 def test_driving_threads_have_separate_pools(py: PythonBackend) -> None:
     assert py.init_thread(1, 0)
     log: List[Any] = []

@@ -22,6 +22,7 @@ so exactly one of them runs. Workers are what the pool holds: created up to
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 from typing import Any, Dict, List, Optional, cast
 
@@ -163,7 +164,8 @@ class PythonBackend(BackendBase):
         state.blocked = 0
         if pool is not None:
             idle, pool.idle = pool.idle, []
-            self._stop_all(idle, join=True)
+            # while the interpreter finalises, daemon threads cannot run to exit
+            self._stop_all(idle, join=not sys.is_finalizing())
 
     def _engine_thread_exited(self, thread: ThreadJobs) -> None:
         """The driving thread ended: free its idle workers (paused ones stay leaked, as in C)."""
