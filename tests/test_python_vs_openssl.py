@@ -5,7 +5,7 @@ the ``"python"`` model. A program is a list of driver operations (pool set-up,
 starting, resuming and closing jobs, wait-ctx calls, block/pause outside jobs);
 a started job runs a script of steps (pause, block, unblock, wait-ctx calls,
 ``init_thread`` from inside, return or raise). Everything observable is appended
-to a trace: statuses, results, fd lists, cleanup calls, exception *types*.
+to a trace: statuses, results, fd lists, cleanup calls, exception types and messages.
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ job_steps = st.lists(
         st.tuples(st.just("ctx"), _ctx_call()),
         st.tuples(st.just("init"), st.integers(0, 3), st.integers(0, 3)),
         st.tuples(st.just("current")),
+        st.tuples(st.just("close"), st.integers(0, 5)),
+        st.tuples(st.just("resume"), st.integers(0, 5)),
     ),
     max_size=8,
 ).flatmap(
@@ -112,7 +114,7 @@ def run_program(be: pa.Backend, program: List[Op]) -> List[Any]:
         try:
             value = fn(*args)
         except Exception as exc:  # noqa: BLE001 - the type is the observation
-            trace.append((what, "raised", type(exc).__name__))
+            trace.append((what, "raised", type(exc).__name__, str(exc)))
             return None
         trace.append((what, value))
         return value
@@ -136,6 +138,12 @@ def run_program(be: pa.Backend, program: List[Op]) -> List[Any]:
                         guarded(("job.ctx", step[1][0]), ctx_call, ctx, step[1])
                 elif kind == "init":
                     guarded("job.init", be.init_thread, step[1], step[2])
+                elif kind == "close":
+                    if step[1] < len(jobs):
+                        guarded("job.close", jobs[step[1]].close)
+                elif kind == "resume":
+                    if step[1] < len(jobs):
+                        guarded("job.resume", resume, jobs[step[1]])
                 elif kind == "current":
                     cur = be.get_current_job()
                     trace.append(("job.current", cur is not None and cur.state))
@@ -250,8 +258,12 @@ PAUSE_TWICE = (
         [("init", 1, 0), ("newctx",), ("start", (("init", 1, 0), ("pause",), ("ret", 1)), 0),
          ("start", (("ret", 2),), 0), ("resume", 0), ("start", (("pause",), ("ret", 3)), 0),
          ("start", (("ret", 4),), 0), ("resume", 1)],
+        # misuse from inside a job: closing or resuming another job
+        [("newctx",), ("start", (("pause",), ("ret", 1)), 0),
+         ("start", (("close", 0), ("resume", 0), ("ret", 2)), 0), ("resume", 0)],
     ],
-    ids=["asynctest-init-thread", "second-init", "block-leak", "reset-at-resume", "init-inside-job"],
+    ids=["asynctest-init-thread", "second-init", "block-leak", "reset-at-resume", "init-inside-job",
+         "misuse-inside-job"],
 )
 def test_known_scenarios_agree(program: List[Op]) -> None:
     expected, got = _fixed(program)

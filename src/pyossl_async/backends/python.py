@@ -280,6 +280,25 @@ class PythonBackend(BackendBase):
             self._cancel_quietly(thread, record)
         raise interrupt
 
+    def _close(self, record: JobRecord, handle: Optional[Job]) -> None:
+        """As the shared ``_close``, judging "which thread" by the driving thread.
+
+        Job code runs on a worker, so the shared owner check would report a close
+        from inside a job of the owning thread as a wrong-thread close; the
+        openssl backend, where job code runs on the driving thread itself, says
+        it is a close from inside another job. Say the same.
+        """
+        thread, running = self._current()
+        if (
+            running is not None
+            and thread is not None
+            and thread.ident == record.owner
+            and record.state == "paused"
+            and not record.orphaned
+        ):
+            raise JobStateError("cannot close a job from inside another job")
+        super()._close(record, handle)
+
     @staticmethod
     def _take_interrupt(thread: ThreadJobs) -> Optional[BaseException]:
         state: Optional[_DriverState] = thread.engine
