@@ -510,7 +510,8 @@ def test_interrupted_handoff_completes_from_any_stage(stage: str) -> None:
     # a spare wake-up may be left behind: it must not let the job run ahead
     assert worker.resume() is False and body.log == ["start", "resumed"]
     assert worker.resume() is True and body.log == ["start", "resumed", "resumed", "end"]
-    worker.stop(join=True)
+    worker.stop()
+    worker.join()
     assert not worker.alive and not registry
 
 

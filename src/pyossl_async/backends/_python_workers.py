@@ -172,14 +172,17 @@ class Worker:
         self.owner = None
         _wake(self._go)  # in case the grant never reached the worker
 
-    def stop(self, join: bool = False) -> None:
-        """Make an idle worker's thread exit (optionally wait for it, briefly)."""
+    def stop(self) -> None:
+        """Make an idle worker's thread exit (it does so as soon as it runs)."""
         self._stopping = True
         self.record = None
         self._grant += 1
         _wake(self._go)
-        if join and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5.0)
+
+    def join(self, timeout: float = 5.0) -> None:
+        """Wait, briefly, for a stopped worker's thread to end."""
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
 
     @property
     def alive(self) -> bool:

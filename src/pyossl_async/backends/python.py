@@ -128,7 +128,7 @@ class PythonBackend(BackendBase):
             worker.stop()
         if join:
             for worker in workers:
-                worker.stop(join=True)
+                worker.join()
 
     # -- the pool (ASYNC_init_thread, ASYNC_cleanup_thread) -------------------------
 
