@@ -21,6 +21,7 @@ __all__ = ["LibCrypto", "candidate_paths", "load_libcrypto", "ENV_LIBCRYPTO"]
 
 ENV_LIBCRYPTO = "PYOSSL_ASYNC_LIBCRYPTO"
 OPENSSL_INIT_ASYNC = 0x00000100
+OPENSSL_INIT_LOAD_CRYPTO_STRINGS = 0x00000002
 OPENSSL_VERSION_TEXT = 0  # OpenSSL_version(OPENSSL_VERSION)
 
 _VERSIONED = {
@@ -147,7 +148,8 @@ def load_libcrypto() -> LibCrypto:
             continue
         # 3.0.x-3.5.x read the async thread-local through a key that is 0 until
         # this has run; ASYNC_pause_job() before it reads another library's key.
-        if not lib.OPENSSL_init_crypto(OPENSSL_INIT_ASYNC, None):
+        # Error strings are loaded so that drained errors carry their text.
+        if not lib.OPENSSL_init_crypto(OPENSSL_INIT_ASYNC | OPENSSL_INIT_LOAD_CRYPTO_STRINGS, None):
             reasons.append(f"{path}: OPENSSL_init_crypto(OPENSSL_INIT_ASYNC) failed")
             continue
         return lib

@@ -1,0 +1,65 @@
+"""The man page's example and the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pyossl_async as pa
+from pyossl_async._demo import EXPECTED_OUTPUT, run_demo
+
+from .conftest import run_isolated
+
+ROOT = Path(__file__).resolve().parents[1]
+MAN_PAGE_C = ROOT / "conformance" / "c" / "man_page_example.c"
+
+
+def test_demo_in_process(backend: pa.Backend) -> None:
+    lines: list[str] = []
+    assert run_demo(backend, write=lines.append) == 0
+    assert "\n".join(lines) + "\n" == EXPECTED_OUTPUT
+    assert len(lines) == 8
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("name", ["openssl", "python"])
+def test_demo_command(name: str) -> None:
+    if name not in pa.available_backends():
+        pytest.skip(f"{name} unavailable")
+    proc = run_isolated(f"from pyossl_async._cli import main; raise SystemExit(main(['demo', '--backend', {name!r}]))")
+    assert proc.stdout == EXPECTED_OUTPUT
+
+
+def test_expected_output_is_what_the_c_example_prints(tmp_path: Path) -> None:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    exe = tmp_path / "man_page_example"
+    build = subprocess.run([cc, str(MAN_PAGE_C), "-o", str(exe), "-lcrypto"], capture_output=True, text=True)
+    if build.returncode != 0:
+        pytest.skip(f"cannot build against the OpenSSL headers: {build.stderr.strip()[:200]}")
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0
+    assert run.stdout == EXPECTED_OUTPUT
+
+
+def test_info_command() -> None:
+    proc = run_isolated("from pyossl_async._cli import main; raise SystemExit(main(['info']))")
+    assert "available_backends:" in proc.stdout and "python: CPython" in proc.stdout
+    proc = run_isolated("from pyossl_async._cli import main; raise SystemExit(main(['info', '--json']))")
+    info = json.loads(proc.stdout)
+    assert info["available_backends"] and "default_backend" in info
+    if "openssl" in info["available_backends"]:
+        assert info["backend.openssl"]["openssl_version"].startswith("OpenSSL 3")
+
+
+def test_python_dash_m_entry_point() -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    proc = subprocess.run([sys.executable, "-m", "pyossl_async", "--help"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and "demo" in proc.stdout and "conformance" in proc.stdout
