@@ -21,6 +21,7 @@ def collect_info() -> Dict[str, Any]:
     }
     try:
         info["default_backend"] = _registry.get_backend().name
+        info["default_backend_reason"] = _registry.selection_reason()
     except Exception as exc:  # noqa: BLE001 - report, do not fail
         info["default_backend"] = f"none ({exc})"
     for name in info["available_backends"]:

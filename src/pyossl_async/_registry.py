@@ -9,7 +9,14 @@ from typing import Callable, Dict, List, Optional
 from ._errors import BackendUnavailable
 from ._protocol import Backend
 
-__all__ = ["get_backend", "available_backends", "backend_problems", "BACKEND_NAMES", "ENV_BACKEND"]
+__all__ = [
+    "get_backend",
+    "available_backends",
+    "backend_problems",
+    "selection_reason",
+    "BACKEND_NAMES",
+    "ENV_BACKEND",
+]
 
 ENV_BACKEND = "PYOSSL_ASYNC_BACKEND"
 BACKEND_NAMES = ("openssl", "python")
@@ -17,12 +24,17 @@ BACKEND_NAMES = ("openssl", "python")
 _lock = threading.RLock()
 _loaded: Dict[str, Backend] = {}
 _failed: Dict[str, BackendUnavailable] = {}
+#: why get_backend(None) chose what it chose (for ``info``)
+_selection_reason = ""
 
 
 def _load_openssl() -> Backend:
-    from ._libcrypto import load_libcrypto
-    from ._native._abi import NativeUnsupported
-    from .backends.openssl import OpenSSLBackend
+    try:
+        from ._libcrypto import load_libcrypto
+        from ._native._abi import NativeUnsupported
+        from .backends.openssl import OpenSSLBackend
+    except ImportError as exc:  # an interpreter built without ctypes
+        raise BackendUnavailable(f"the openssl backend cannot be imported: {exc}") from exc
 
     crypto = load_libcrypto()
     try:
@@ -69,6 +81,8 @@ def get_backend(name: Optional[str] = None) -> Backend:
     ``None`` means ``$PYOSSL_ASYNC_BACKEND`` if set, else ``"openssl"`` when
     libcrypto loads and can run jobs here, else ``"python"``.
     """
+    global _selection_reason
+    from_env = name is None
     if name is None:
         name = os.environ.get(ENV_BACKEND) or None
         if name is None:
@@ -77,17 +91,32 @@ def get_backend(name: Optional[str] = None) -> Backend:
         raise TypeError(f"backend name must be a str or None, not {type(name).__name__}")
     if name not in _LOADERS:
         raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKEND_NAMES)}")
-    return _load(name)
+    backend = _load(name)
+    if from_env:
+        _selection_reason = f"{ENV_BACKEND}={name}"
+    return backend
 
 
 def _default() -> Backend:
+    global _selection_reason
     try:
         backend = _load("openssl")
+    except BackendUnavailable as exc:
+        reason = f"fell back to python: openssl is unavailable ({exc})"
+    else:
         if backend.is_capable():
+            _selection_reason = "openssl loads and is capable"
             return backend
-    except BackendUnavailable:
-        pass
-    return _load("python")
+        why = getattr(backend, "native_error", "") or "ASYNC_is_capable() is false"
+        reason = f"fell back to python: openssl cannot run jobs here ({why})"
+    python = _load("python")
+    _selection_reason = reason
+    return python
+
+
+def selection_reason() -> str:
+    """Why the last ``get_backend(None)`` returned the backend it did ("" before any)."""
+    return _selection_reason
 
 
 def available_backends() -> List[str]:

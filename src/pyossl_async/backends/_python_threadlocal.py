@@ -1,0 +1,109 @@
+"""Forgetting the ``threading.local`` data a job left on a pooled worker thread.
+
+In the ``"openssl"`` backend every job runs on its own interpreter thread state,
+whose dict is cleared when the job ends, so ``threading.local`` values set by one
+job are not seen by the next. ``"python"`` jobs run on pooled worker threads; to
+behave the same, a worker forgets the values when a job ends.
+
+On CPython up to 3.12, ``threading.local`` keeps a thread's values alive through
+an entry ``"thread.local.<address>"`` in the thread state's dict (the C API's
+``PyThreadState_GetDict()``); deleting those entries is exactly what happens to
+them when a thread ends. Python code has no direct handle on that dict, but it
+holds one other well-known entry, ``"Py_Repr"``: the list ``repr()`` uses to
+detect recursion, which contains every container being repr'd on this thread.
+So the dict is found once per worker, from inside a ``__repr__``, by asking the
+garbage collector which list holds the container and which dict holds the list.
+The result is verified with a real ``threading.local`` before it is trusted.
+
+CPython 3.13 keeps ``threading.local`` values elsewhere (keyed by a per-thread
+object that only the C side can reach), so there, as for the ``"openssl"``
+backend on 3.13, values stay with the worker thread and are visible to later
+jobs that run on it.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import threading
+from typing import Any, Dict, List, Optional
+
+__all__ = ["ThreadLocalScrubber", "SUPPORTED"]
+
+_PREFIX = "thread.local."
+_REPR_KEY = "Py_Repr"
+
+#: whether this interpreter keeps threading.local values in the thread-state dict
+SUPPORTED = sys.implementation.name == "cpython" and sys.version_info < (3, 13)
+
+
+def _find_in(candidates: List[Any], holder: List[Any]) -> Optional[Dict[Any, Any]]:
+    """The dict whose ``"Py_Repr"`` entry is a list that contains ``holder``."""
+    lists = [
+        o for o in candidates if type(o) is list and o is not holder and o is not candidates
+        and any(x is holder for x in o)
+    ]
+    for repr_list in lists:
+        for d in candidates:
+            if type(d) is dict and d.get(_REPR_KEY) is repr_list:
+                return d
+        for d in gc.get_referrers(repr_list):
+            if type(d) is dict and d.get(_REPR_KEY) is repr_list:
+                return d
+    return None
+
+
+def _thread_state_dict() -> Optional[Dict[Any, Any]]:
+    """The calling thread's ``PyThreadState_GetDict()``, or None if it cannot be found."""
+    found: List[Optional[Dict[Any, Any]]] = []
+
+    class _Probe:
+        def __repr__(self) -> str:
+            # repr(holder) has put holder on this thread's "Py_Repr" list. On a
+            # fresh thread the list and the dict are new: look among the youngest
+            # objects first, and scan everything only if that fails.
+            young = gc.get_objects(generation=0)
+            try:
+                d = _find_in(young, holder)
+            finally:
+                del young
+            if d is None:
+                d = _find_in(gc.get_referrers(holder), holder)
+            found.append(d)
+            return "probe"
+
+    holder: List[Any] = [_Probe()]
+    repr(holder)
+    return found[0] if found else None
+
+
+class ThreadLocalScrubber:
+    """Deletes the calling thread's ``threading.local`` values (see the module docstring)."""
+
+    __slots__ = ("_dict",)
+
+    def __init__(self, tstate_dict: Dict[Any, Any]) -> None:
+        self._dict = tstate_dict
+
+    @classmethod
+    def for_current_thread(cls) -> Optional[ThreadLocalScrubber]:
+        """A verified scrubber for this thread, or None where this cannot work."""
+        if not SUPPORTED:
+            return None
+        d = _thread_state_dict()
+        if d is None:
+            return None
+        scrubber = cls(d)
+        probe = threading.local()
+        probe.value = True
+        scrubber.scrub()
+        if getattr(probe, "value", False):  # the values live somewhere else here
+            return None
+        return scrubber
+
+    def scrub(self) -> None:
+        """Forget every ``threading.local`` value of this thread, as if it had ended."""
+        d = self._dict
+        keys = [k for k in d if type(k) is str and k.startswith(_PREFIX)]
+        for k in keys:
+            d.pop(k, None)

@@ -1,0 +1,241 @@
+"""Worker threads that run ``"python"``-backend jobs as stackful coroutines.
+
+A real OpenSSL job is a fibre: a stack that the calling thread switches onto and
+off again. Pure Python has no stack switching, so each job runs on a worker
+thread instead, and control is handed back and forth so that exactly one of the
+two (the driving thread or the job) runs at any time:
+
+* the driver *grants* the worker a turn and wakes it, then sleeps until the
+  worker says it is *done* with that turn (it paused, or its job finished);
+* the worker, when its job pauses, says it is done and sleeps until the next
+  grant.
+
+Wake-ups are ``threading.Lock`` objects used as binary semaphores (acquire to
+sleep, release to wake), so a waiting thread blocks in the kernel instead of
+polling. Whose turn it is lives in two counters, ``grant`` and ``done``, written
+only under the GIL. Every wait is a ``while`` loop over those counters, and every
+wake-up tolerates an already-released lock, so a spare wake-up is harmless. That
+is what makes a handoff safe against a signal handler raising (``KeyboardInterrupt``)
+at any instruction of the driving thread: ``Worker.resume`` can always tell how
+far the handoff went, finish it, and hand the exception to its caller.
+
+Workers are daemon threads: they never keep the interpreter alive, and an idle or
+paused worker blocked on its lock does not delay exit. A worker serves one job
+after another until it is stopped (its pool was freed or replaced).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Dict, Optional, Protocol
+
+from .._unraisable import report_unraisable
+from ._python_threadlocal import ThreadLocalScrubber
+
+__all__ = ["Worker", "JobBody", "WorkerStartError"]
+
+_allocate_lock = threading.Lock
+
+
+class JobBody(Protocol):
+    """What a worker runs: ``run_in_job`` runs the job function and must not raise."""
+
+    def run_in_job(self) -> None: ...
+
+
+class WorkerStartError(Exception):
+    """The OS (or a finalising interpreter) refused to start another thread."""
+
+
+def _wake(lock: Any) -> None:
+    """Release ``lock`` if it is held: a second wake-up before a wait is a no-op.
+
+    Each lock has a single releasing thread (``go``: the driver, ``back``: the
+    worker) and the other thread only acquires, so a lock seen held stays held
+    until this release.
+    """
+    if lock.locked():
+        lock.release()
+
+
+class Worker:
+    """One pooled worker thread and the handoff protocol with its driving thread.
+
+    ``owner`` is whatever the backend wants to find from the worker's thread
+    ident (the driving thread's records); ``registry`` maps live worker idents to
+    workers and is kept up to date by the worker itself.
+    """
+
+    __slots__ = (
+        "ident",
+        "owner",
+        "record",
+        "finished",
+        "interrupt",
+        "orphaned",
+        "detached",
+        "_go",
+        "_back",
+        "_grant",
+        "_done",
+        "_stopping",
+        "_registry",
+        "_thread",
+        "_scrubber",
+        "__weakref__",
+    )
+
+    def __init__(self, owner: Any, registry: Dict[int, Worker], name: str) -> None:
+        self.owner = owner
+        #: the job this worker runs (set by the driver at start, cleared by the
+        #: worker when the job function has returned)
+        self.record: Optional[JobBody] = None
+        #: True once the current job's function has returned
+        self.finished = False
+        #: an exception raised in the driving thread during a handoff (a signal
+        #: handler's), kept for the driver to re-raise once the handoff completed
+        self.interrupt: Optional[BaseException] = None
+        #: no driver will ever resume this worker's job: after a fork inside the
+        #: job (in the child), or once the job was detached
+        self.orphaned = False
+        #: the driver stopped waiting for the running job (interrupted twice)
+        self.detached = False
+        self._go = _allocate_lock()
+        self._go.acquire()
+        self._back = _allocate_lock()
+        self._back.acquire()
+        self._grant = 0
+        self._done = 0
+        self._stopping = False
+        self._registry = registry
+        self._scrubber: Optional[ThreadLocalScrubber] = None
+        thread = threading.Thread(target=self._main, name=name, daemon=True)
+        try:
+            thread.start()  # returns once the thread runs: ident is known
+        except RuntimeError as exc:  # "can't start new thread", or interpreter shutdown
+            raise WorkerStartError(str(exc)) from exc
+        self._thread = thread
+        self.ident: int = thread.ident  # type: ignore[assignment]
+        registry[self.ident] = self
+
+    # -- driving thread --------------------------------------------------------------
+
+    def run(self, record: JobBody) -> bool:
+        """Start ``record`` on this idle worker; True when it finished, False when it paused."""
+        self.record = record
+        self.finished = False
+        return self.resume()
+
+    def resume(self) -> bool:
+        """Give the worker a turn and sleep until it pauses or finishes (True: finished).
+
+        Never returns early: an exception raised in this thread meanwhile is
+        stored in ``interrupt`` and the handoff is completed first.
+        """
+        n = self._grant + 1
+        try:
+            self._grant = n
+            go = self._go
+            if go.locked():  # unlocked: a spare wake-up is pending and will do
+                go.release()
+            while self._done != n:
+                self._back.acquire()
+        except BaseException as exc:  # noqa: BLE001 - kept, re-raised by the caller
+            self._complete_interrupted(n, exc)
+        return self.finished
+
+    def _complete_interrupted(self, n: int, exc: BaseException) -> None:
+        """Finish handoff ``n`` after ``exc`` hit the driver somewhere inside it.
+
+        A second exception while the job still runs means the user insists
+        (a second Ctrl-C): the job is detached instead of waited for.
+        """
+        if self.interrupt is None:
+            self.interrupt = exc
+        while True:
+            try:
+                if self._grant != n:  # interrupted before the grant was made
+                    self._grant = n
+                _wake(self._go)  # maybe a second wake-up: harmless
+                while self._done != n:
+                    self._back.acquire()
+                return
+            except BaseException:  # noqa: BLE001 - the first exception is the one kept
+                if self._grant == n and self._done != n:
+                    self._detach()
+                    return
+
+    def _detach(self) -> None:
+        """Give up on the running job: it runs on, ownerless, and its thread ends with it."""
+        self.detached = True
+        self.orphaned = True
+        self.owner = None
+        _wake(self._go)  # in case the grant never reached the worker
+
+    def stop(self) -> None:
+        """Make an idle worker's thread exit (it does so as soon as it runs)."""
+        self._stopping = True
+        self.record = None
+        self._grant += 1
+        _wake(self._go)
+
+    def join(self, timeout: float = 5.0) -> None:
+        """Wait, briefly, for a stopped worker's thread to end."""
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # -- worker thread ---------------------------------------------------------------
+
+    def pause(self) -> None:
+        """Inside the job: hand control back to the driver; return when resumed."""
+        n = self._grant
+        self._done = n
+        _wake(self._back)
+        while self._grant == n:
+            self._go.acquire()
+
+    def _main(self) -> None:
+        try:
+            self._scrubber = ThreadLocalScrubber.for_current_thread()
+        except BaseException as exc:  # noqa: BLE001 - only isolation is lost
+            report_unraisable(exc, "Exception while locating a worker's threading.local data")
+        try:
+            seen = 0
+            while True:
+                while self._grant == seen:
+                    self._go.acquire()
+                seen = self._grant
+                if self._stopping:
+                    return
+                if self.record is not None:
+                    self._run(self.record)
+                if self.orphaned:  # no driver will take this worker back
+                    return
+                seen = self._grant  # the job's pauses moved the turn on
+                self.record = None
+                self.finished = True
+                self._done = seen
+                _wake(self._back)
+        finally:
+            ident = threading.get_ident()
+            if self._registry.get(ident) is self:
+                del self._registry[ident]
+
+    def _run(self, record: JobBody) -> None:
+        try:
+            record.run_in_job()
+        except BaseException as exc:  # noqa: BLE001 - run_in_job keeps the job's own
+            report_unraisable(exc, "Exception escaped a job body")
+        scrubber = self._scrubber
+        if scrubber is not None:
+            try:
+                scrubber.scrub()
+            except BaseException as exc:  # noqa: BLE001
+                report_unraisable(exc, "Exception while forgetting a job's threading.local data")
+
+    def __repr__(self) -> str:
+        return f"<pyossl_async python worker {self._thread.name} ident={self.ident}>"
