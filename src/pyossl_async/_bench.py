@@ -1,0 +1,359 @@
+"""``python -m pyossl_async bench``: costs measured side by side in one process.
+
+Every figure is compared with a reference measured in the same run, so ratios
+stay meaningful on a noisy machine: the openssl backend against the bare ctypes
+floor (the least any Python driving OpenSSL jobs can pay), the python backend,
+a greenlet switch pair and a C loop when those are available.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+from . import _registry
+from ._constants import Status
+
+__all__ = ["run_bench", "measure"]
+
+Result = Dict[str, Any]
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def measure(fn: Callable[[int], float], n: int, repeats: int) -> Result:
+    """Median/min/max of ``repeats`` runs of ``fn(n)`` (seconds for n operations), in us/op."""
+    fn(max(n // 10, 1))  # warm up pools and caches
+    samples = []
+    for _ in range(repeats):
+        gc.collect()
+        samples.append(fn(n) / n * 1e6)
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples), "n": n}
+
+
+# -- cycle: one pause + one resume -------------------------------------------------
+
+
+def _api_cycle(backend: Any) -> Callable[[int], float]:
+    def run(n: int) -> float:
+        pause = backend.pause_job
+
+        def job(count: int) -> int:
+            for _ in range(count):
+                pause()
+            return 0
+
+        with backend.WaitCtx() as ctx:
+            _, h, _ = backend.start_job(None, ctx, job, n + 1)
+            start = backend.start_job
+            t0 = time.perf_counter()
+            for _ in range(n):
+                start(h, None, None)
+            dt = time.perf_counter() - t0
+            start(h, None, None)
+        return dt
+
+    return run
+
+
+def _floor_cycle(openssl: Any, naive: bool) -> Callable[[int], float]:
+    """Bare ctypes: a callback job resumed in the same frame (unsafe in general).
+
+    ``naive``: the loop as written by hand (``byref`` built per call);
+    otherwise the least Python can do (every argument prebuilt).
+    """
+    import ctypes
+
+    lib = ctypes.CDLL(openssl.crypto.path)
+    start, pause = lib.ASYNC_start_job, lib.ASYNC_pause_job
+    start.restype = pause.restype = ctypes.c_int
+    byref = ctypes.byref
+
+    def run(n: int) -> float:
+        @ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
+        def job(_: Any) -> int:
+            for _ in range(n + 1):
+                pause()
+            return 0
+
+        wctx = openssl.crypto.ASYNC_WAIT_CTX_new()
+        j, ret = ctypes.c_void_p(), ctypes.c_int()
+        args = (byref(j), wctx, byref(ret), job, None, 0)
+        start(*args)
+        t0 = time.perf_counter()
+        if naive:
+            for _ in range(n):
+                start(byref(j), wctx, byref(ret), job, None, 0)
+        else:
+            for _ in range(n):
+                start(*args)
+        dt = time.perf_counter() - t0
+        start(*args)
+        openssl.crypto.ASYNC_WAIT_CTX_free(wctx)
+        return dt
+
+    return run
+
+
+def _greenlet_cycle() -> Optional[Callable[[int], float]]:
+    try:
+        import greenlet
+    except ImportError:
+        return None
+
+    def run(n: int) -> float:
+        main = greenlet.getcurrent()
+
+        def body() -> None:
+            for _ in range(n + 1):
+                main.switch()
+
+        g = greenlet.greenlet(body)
+        g.switch()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            g.switch()
+        dt = time.perf_counter() - t0
+        g.switch()
+        return dt
+
+    return run
+
+
+_C_CYCLE = r"""
+#include <openssl/async.h>
+#include <stdio.h>
+#include <time.h>
+static int job(void *a) { long n = *(long *)a; while (n--) ASYNC_pause_job(); return 0; }
+int main(int argc, char **argv) {
+    long n = 1000000; ASYNC_JOB *j = NULL; int ret; struct timespec t0, t1;
+    ASYNC_WAIT_CTX *w = ASYNC_WAIT_CTX_new();
+    ASYNC_start_job(&j, w, &ret, job, &n, sizeof(n));
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (long i = 1; i < n; i++) ASYNC_start_job(&j, w, &ret, job, &n, sizeof(n));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ASYNC_start_job(&j, w, &ret, job, &n, sizeof(n));
+    printf("%f\n", ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / (n - 1) / 1000.0);
+    return 0;
+}
+"""
+
+
+def _c_cycle_us(library: str) -> Optional[float]:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        src, exe = os.path.join(tmp, "cycle.c"), os.path.join(tmp, "cycle")
+        with open(src, "w") as f:
+            f.write(_C_CYCLE)
+        libdir = os.path.dirname(library)
+        cmd = [cc, "-O2", src, "-o", exe, "-lcrypto"]
+        if os.path.isabs(library):
+            cmd += [f"-L{libdir}", f"-Wl,-rpath,{libdir}"]
+        if subprocess.run(cmd, capture_output=True).returncode != 0:
+            return None
+        out = subprocess.run([exe], capture_output=True, text=True, timeout=60)
+        try:
+            return float(out.stdout.strip())
+        except ValueError:
+            return None
+
+
+# -- start + finish ----------------------------------------------------------------
+
+
+def _api_start_finish(backend: Any) -> Callable[[int], float]:
+    def run(n: int) -> float:
+        def job(arg: Any) -> int:
+            return 0
+
+        with backend.WaitCtx() as ctx:
+            start = backend.start_job
+            t0 = time.perf_counter()
+            for _ in range(n):
+                start(None, ctx, job)
+            return time.perf_counter() - t0
+
+    return run
+
+
+def _floor_start_finish(openssl: Any) -> Callable[[int], float]:
+    import ctypes
+
+    lib = ctypes.CDLL(openssl.crypto.path)
+    start = lib.ASYNC_start_job
+    start.restype = ctypes.c_int
+
+    @ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
+    def job(_: Any) -> int:
+        return 0
+
+    def run(n: int) -> float:
+        wctx = openssl.crypto.ASYNC_WAIT_CTX_new()
+        j, ret = ctypes.c_void_p(), ctypes.c_int()
+        byref = ctypes.byref
+        t0 = time.perf_counter()
+        for _ in range(n):
+            start(byref(j), wctx, byref(ret), job, None, 0)
+        dt = time.perf_counter() - t0
+        openssl.crypto.ASYNC_WAIT_CTX_free(wctx)
+        return dt
+
+    return run
+
+
+# -- scaling with many paused jobs ---------------------------------------------------
+
+
+def _scaling(backend: Any, counts: List[int]) -> List[Result]:
+    out = []
+    pause = backend.pause_job
+
+    def job(arg: Any) -> int:
+        while True:
+            pause()
+
+    for count in counts:
+        gc.collect()
+        with backend.WaitCtx() as ctx:
+            rss0 = _rss()
+            handles = [backend.start_job(None, ctx, job)[1] for _ in range(count)]
+            rss1 = _rss()
+            start = backend.start_job
+            rounds = max(1, 20000 // count)
+            t0 = time.perf_counter()
+            for _ in range(rounds):
+                for h in handles:
+                    start(h, None, None)
+            resume_us = (time.perf_counter() - t0) / (rounds * count) * 1e6
+            for h in handles:
+                h.close()
+            handles.clear()
+        backend.cleanup_thread()
+        out.append({"paused": count, "resume_us": resume_us, "rss_kib_per_job": (rss1 - rss0) / count / 1024})
+    return out
+
+
+# -- report ------------------------------------------------------------------------
+
+
+def _row(label: str, r: Optional[Result], ref: Optional[Result] = None) -> str:
+    if r is None:
+        return f"  {label:<42} {'n/a':>9}"
+    ratio = f"{r['median'] / ref['median']:6.2f}x" if ref else ""
+    return f"  {label:<42} {r['median']:8.3f}us  [{r['min']:.3f} .. {r['max']:.3f}]  {ratio}"
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    quick = bool(getattr(args, "quick", False))
+    repeats = 3 if quick else 7
+    n_cycle = 20000 if quick else 100000
+    results: Dict[str, Any] = {"python": sys.version.split()[0]}
+    names = _registry.available_backends()
+    openssl = _registry.get_backend("openssl") if "openssl" in names else None
+    print(f"pyossl_async bench (CPython {results['python']}, medians of {repeats} runs, us per operation)")
+    if openssl is not None:
+        info = openssl.info()  # type: ignore[attr-defined]
+        results["openssl"] = info
+        print(f"  {info['openssl_version']}; gilstate={info.get('gilstate_binding')} stacks={info.get('stack_mode')}")
+
+    print("\npause + resume cycle")
+    cycle: Dict[str, Any] = {}
+    floor = measure(_floor_cycle(openssl, naive=True), n_cycle, repeats) if openssl is not None else None
+    cycle["floor"] = floor
+    print(_row("bare ctypes floor (naive loop, unsafe)", floor, floor))
+    if openssl is not None:
+        cycle["floor_minimal"] = measure(_floor_cycle(openssl, naive=False), n_cycle, repeats)
+        print(_row("bare ctypes, every argument prebuilt", cycle["floor_minimal"], floor))
+    if openssl is not None and openssl.is_capable():
+        cycle["openssl"] = measure(_api_cycle(openssl), n_cycle, repeats)
+        print(_row("openssl backend", cycle["openssl"], floor))
+    if "python" in names:
+        cycle["python"] = measure(_api_cycle(_registry.get_backend("python")), max(n_cycle // 20, 1000), repeats)
+        print(_row("python backend", cycle["python"], floor))
+    g = _greenlet_cycle()
+    if g is not None:
+        cycle["greenlet"] = measure(g, n_cycle, repeats)
+        print(_row("greenlet switch pair (not OpenSSL)", cycle["greenlet"], floor))
+    else:
+        print("  greenlet switch pair: not installed (pip install greenlet)")
+    if openssl is not None:
+        c_us = _c_cycle_us(openssl.crypto.path)  # type: ignore[attr-defined]
+        cycle["c"] = {"median": c_us, "min": c_us, "max": c_us} if c_us else None
+        print(_row("C loop (no Python)", cycle["c"], floor) if c_us else "  C loop: no compiler/headers")
+    results["cycle"] = cycle
+
+    print("\njob start + finish (pooled)")
+    sf: Dict[str, Any] = {}
+    if openssl is not None and openssl.is_capable():
+        sf["floor"] = measure(_floor_start_finish(openssl), n_cycle // 2, repeats)
+        print(_row("bare ctypes floor (naive loop)", sf["floor"], sf["floor"]))
+        sf["openssl"] = measure(_api_start_finish(openssl), n_cycle // 2, repeats)
+        print(_row("openssl backend", sf["openssl"], sf["floor"]))
+    if "python" in names:
+        sf["python"] = measure(_api_start_finish(_registry.get_backend("python")), max(n_cycle // 40, 500), repeats)
+        print(_row("python backend", sf["python"], sf.get("floor")))
+    results["start_finish"] = sf
+
+    counts = [10, 100, 1000] if quick else [10, 100, 1000, 10000]
+    results["scaling"] = {}
+    for name in names:
+        backend = _registry.get_backend(name)
+        if not backend.is_capable():
+            continue
+        use = counts if name == "openssl" else [c for c in counts if c <= 1000]
+        rows = _scaling(backend, use)
+        results["scaling"][name] = rows
+        print(f"\n{name}: paused jobs -> resume cost, RSS per paused job")
+        base = rows[0]["resume_us"]
+        for r in rows:
+            print(
+                f"  {r['paused']:>6} paused: resume {r['resume_us']:7.3f}us ({r['resume_us'] / base:4.2f}x of 10)"
+                f"   {r['rss_kib_per_job']:7.1f} KiB/job"
+            )
+
+    if getattr(args, "json", None):
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2, default=str)
+        print(f"\nwrote {args.json}")
+    if getattr(args, "plot", None):
+        _plot(results, args.plot)
+    return 0
+
+
+def _plot(results: Dict[str, Any], path: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("--plot needs matplotlib (pip install 'pyossl-async[bench]')")
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, rows in results["scaling"].items():
+        ax.plot([r["paused"] for r in rows], [r["resume_us"] for r in rows], marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("paused jobs")
+    ax.set_ylabel("resume cost (us)")
+    ax.set_title("Resume cost vs paused jobs")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
+
+
+_ = Status
