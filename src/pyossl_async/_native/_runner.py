@@ -83,18 +83,39 @@ class JobBody(Protocol):
     def run_in_job(self) -> None: ...
 
 
+class _JobSlot:
+    """The ``ASYNC_JOB *`` variable ``ASYNC_start_job`` reads and writes for one job.
+
+    OpenSSL stores the job's address in it at every PAUSE and NULL at FINISH, so a
+    resume passes it as it is. Slots are pooled per thread with the jobs' other
+    resources.
+    """
+
+    __slots__ = ("var", "ref", "address")
+
+    def __init__(self) -> None:
+        self.var = c_void_p(None)
+        self.ref = byref(self.var)
+        self.address = ctypes.addressof(self.var)
+
+
 class Execution:
-    """One job's native resources while it exists: its thread state and stack."""
+    """One job's native resources while it exists: its thread state, stack and slot."""
 
-    __slots__ = ("body", "tstate", "unit", "address", "finished", "binding_ok")
+    __slots__ = ("body", "tstate", "unit", "slot", "finished", "binding_ok")
 
-    def __init__(self, body: JobBody, tstate: int, unit: Optional[_NestedUnit]) -> None:
+    def __init__(self, body: JobBody, tstate: int, unit: Optional[_NestedUnit], slot: _JobSlot) -> None:
         self.body = body
         self.tstate = tstate
         self.unit = unit
-        self.address = 0  # the ASYNC_JOB * once paused
+        self.slot = slot
         self.finished = False
         self.binding_ok = True
+
+    @property
+    def address(self) -> int:
+        """The ``ASYNC_JOB *`` (0 until the job has paused)."""
+        return self.slot.var.value or 0
 
 
 class _OpenSSLStacks:
@@ -151,6 +172,9 @@ class NativeSupport:
         self.fast_start_job.restype = c_int
         self.fast_pause_job = fast.ASYNC_pause_job
         self.fast_pause_job.restype = c_int
+        # keeps the GIL (a ctypes.PyDLL function); returns an int or None
+        self.fast_current_job = ctypes.PyDLL(crypto.path).ASYNC_get_current_job
+        self.fast_current_job.restype = c_void_p
         self.openssl_stacks: Optional[_OpenSSLStacks] = None
         self.stack_mode, self.stack_mode_reason = self._choose_stack_mode(crypto)
 
@@ -223,6 +247,7 @@ class JobRunner:
         self.tstates = ThreadStatePool(api)
         self.stacks = StackPool(native.libc, native.abi, native.stack_size)
         self.units: List[_NestedUnit] = []
+        self.slots: List[_JobSlot] = []
         self.verified_starts = 0
         #: an ASYNC_WAIT_CTX the backend owns, for jobs started without one
         self.hidden_ctx = 0
@@ -230,9 +255,8 @@ class JobRunner:
         self._call = call = FfiCall(
             ffi, native.start_job_address, ffi.type_sint32, [ffi.type_pointer] * 5 + [ffi.type_uint64]
         )
-        self._job_slot = c_void_p(None)
         self._ret_slot = c_int(0)
-        call.cells[0] = ctypes.addressof(self._job_slot)
+        self._ret_ref = byref(self._ret_slot)
         call.cells[2] = ctypes.addressof(self._ret_slot)
         self._cells = call.cells
         self._result = call.result
@@ -259,9 +283,6 @@ class JobRunner:
             self._job_ts = self._start_chain.contexts[0].argument(0)
             self._resume_chain = None
             self._resume_call = native.fast_start_job
-            self._resume_args = (
-                byref(self._job_slot), None, byref(self._ret_slot), None, None, c_size_t(0)
-            )
         self._pause = native.fast_pause_job
         self._openssl_entry: Any = None
         if native.stack_mode == "openssl":
@@ -279,11 +300,13 @@ class JobRunner:
             unit = self.units.pop() if self.units else _NestedUnit(self)
             unit.arm()
             func = unit.func_address
-        ex = Execution(body, self.tstates.get(), unit)
+        slot = self.slots.pop() if self.slots else _JobSlot()
+        slot.var.value = None
+        ex = Execution(body, self.tstates.get(), unit, slot)
         cells = self._cells
+        cells[0] = slot.address
         cells[1] = wait_ctx_address
         cells[3] = func
-        self._job_slot.value = None
         self._job_ts.value = ex.tstate
         verify = self.verified_starts < 2 or _DEBUG
         self.running = ex
@@ -298,38 +321,32 @@ class JobRunner:
         if not ex.binding_ok:
             self._recycle(ex)
             raise AsyncError("job thread state was not bound inside the job; refusing to continue")
-        return self._after(ex, status), ex
+        if status != ASYNC_PAUSE:
+            # finished, or NO_JOBS/ERR before the job ever ran: nothing of ours is
+            # left on its thread state or stack
+            self._recycle(ex)
+        return status, ex
 
     def resume(self, ex: Execution) -> int:
-        """Resume a paused execution; OpenSSL's status."""
-        self._job_slot.value = ex.address
-        self.running = ex
-        try:
-            if self._resume_chain is not None:
-                self._job_ts.value = ex.tstate
-                self._resume_chain.run()
-                status = self._result.value
-            else:
-                status = self._resume_call(*self._resume_args)
-        finally:
-            self.running = None
+        """Resume a paused execution; OpenSSL's status. The hottest path there is."""
+        chain = self._resume_chain
+        if chain is not None:
+            self._cells[0] = ex.slot.address
+            self._job_ts.value = ex.tstate
+            chain.run()
+            status: int = self._result.value
+        else:
+            status = self._resume_call(ex.slot.ref, None, self._ret_ref, None, None, 0)
         if _DEBUG:
             self.native.binding.check_caller(self.caller_ts)
-        return self._after(ex, status)
-
-    def _after(self, ex: Execution, status: int) -> int:
-        if status == ASYNC_PAUSE:
-            ex.address = self._job_slot.value or 0
-        elif status == ASYNC_FINISH:
+        if status == ASYNC_FINISH:
             self._recycle(ex)
-        elif not ex.address:
-            # NO_JOBS or ERR before the job ever ran: nothing of ours is on its state
-            self._recycle(ex)
-        # ERR on a resume: OpenSSL abandoned a job mid-flight (libctx swap failure).
-        # Its frames stay on its thread state forever; neither is reused.
+        # ERR on a resume: OpenSSL abandoned the job mid-flight (a libctx swap
+        # failure). Its frames stay on its thread state forever; neither is reused.
         return status
 
     def _recycle(self, ex: Execution) -> None:
+        self.slots.append(ex.slot)
         self.tstates.put(ex.tstate)
         if ex.unit is not None:
             self.units.append(ex.unit)
