@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional
 from . import _registry
 from ._constants import Status
 
-__all__ = ["run_bench", "measure"]
+__all__ = ["measure", "run_bench"]
 
 Result = Dict[str, Any]
 
@@ -82,11 +82,12 @@ def _floor_cycle(openssl: Any, naive: bool) -> Callable[[int], float]:
     byref = ctypes.byref
 
     def run(n: int) -> float:
-        @ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
-        def job(_: Any) -> int:
+        def job_body(_: Any) -> int:
             for _ in range(n + 1):
                 pause()
             return 0
+
+        job = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)(job_body)
 
         wctx = openssl.crypto.ASYNC_WAIT_CTX_new()
         j, ret = ctypes.c_void_p(), ctypes.c_int()
@@ -197,9 +198,7 @@ def _floor_start_finish(openssl: Any) -> Callable[[int], float]:
     start = lib.ASYNC_start_job
     start.restype = ctypes.c_int
 
-    @ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
-    def job(_: Any) -> int:
-        return 0
+    job = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)(lambda _: 0)
 
     def run(n: int) -> float:
         wctx = openssl.crypto.ASYNC_WAIT_CTX_new()

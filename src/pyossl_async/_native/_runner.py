@@ -20,14 +20,13 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-import sys
 import threading
-from ctypes import CFUNCTYPE, byref, c_int, c_size_t, c_void_p
+from ctypes import CFUNCTYPE, byref, c_int, c_void_p
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Protocol
 
 from .._errors import AsyncError
-from .._unraisable import report_unraisable
 from .._libcrypto._types import ASYNC_job_fn, ASYNC_stack_alloc_fn
+from .._unraisable import report_unraisable
 from ._abi import NativeUnsupported, check_interpreter, detect_abi
 from ._callchain import CallChain
 from ._ffi import FfiCall
@@ -40,13 +39,13 @@ if TYPE_CHECKING:
     from .._libcrypto import LibCrypto
 
 __all__ = [
-    "JobBody",
+    "DEFAULT_STACK_SIZE",
+    "ENV_STACK_MODE",
+    "ENV_STACK_SIZE",
     "Execution",
+    "JobBody",
     "JobRunner",
     "NativeSupport",
-    "DEFAULT_STACK_SIZE",
-    "ENV_STACK_SIZE",
-    "ENV_STACK_MODE",
     "parse_size",
 ]
 
@@ -91,7 +90,7 @@ class _JobSlot:
     resources.
     """
 
-    __slots__ = ("var", "ref", "address")
+    __slots__ = ("address", "ref", "var")
 
     def __init__(self) -> None:
         self.var = c_void_p(None)
@@ -102,7 +101,7 @@ class _JobSlot:
 class Execution:
     """One job's native resources while it exists: its thread state, stack and slot."""
 
-    __slots__ = ("body", "tstate", "unit", "slot", "finished", "binding_ok")
+    __slots__ = ("binding_ok", "body", "finished", "slot", "tstate", "unit")
 
     def __init__(self, body: JobBody, tstate: int, unit: Optional[_NestedUnit], slot: _JobSlot) -> None:
         self.body = body
@@ -141,7 +140,8 @@ class _OpenSSLStacks:
             with self._lock:
                 self._by_thread.setdefault(threading.get_ident(), []).append(stack)
                 self.allocated += 1
-            return stack.base
+            base: int = stack.base
+            return base
         except BaseException:  # noqa: BLE001 - must not unwind into C; NULL = no job
             return None
 
@@ -216,7 +216,7 @@ class _NestedUnit:
     the trampoline returns and OpenSSL finishes the job.
     """
 
-    __slots__ = ("stack", "back", "start", "entry", "trampoline", "func_address", "_slot", "_value")
+    __slots__ = ("_slot", "_value", "back", "entry", "func_address", "stack", "start", "trampoline")
 
     def __init__(self, runner: JobRunner) -> None:
         native = runner.native

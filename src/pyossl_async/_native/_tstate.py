@@ -24,7 +24,7 @@ from typing import List
 from .._errors import AsyncError
 from ._libs import Libc, PyApi
 
-__all__ = ["GilStateBinding", "ThreadStatePool", "GILSTATE_KEYS_MAX"]
+__all__ = ["GILSTATE_KEYS_MAX", "GilStateBinding", "ThreadStatePool"]
 
 GILSTATE_KEYS_MAX = 1024  # PTHREAD_KEYS_MAX on glibc
 
@@ -63,7 +63,7 @@ class GilStateBinding:
     def check_job(self, job_ts: int) -> bool:
         """True when, inside a job, the slot and the current state are the job's."""
         api = self.api
-        return (
+        return bool(
             api.PyThreadState_Get() == job_ts
             and api.PyGILState_GetThisThreadState() == job_ts
             and api.PyGILState_Check() == 1
@@ -86,7 +86,7 @@ class ThreadStatePool:
     def get(self) -> int:
         if self._free:
             return self._free.pop()
-        ts = self._api.PyThreadState_New(self._interp)
+        ts: int = self._api.PyThreadState_New(self._interp)
         if not ts:
             raise MemoryError("PyThreadState_New failed")
         self.created += 1

@@ -22,7 +22,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Set
 
 from .._constants import Status
 from .._errors import JobCancelled, JobStateError, WaitCtxClosedError
-from .._protocol import JobStateName, StartResult
+from .._job import Job, JobStateName
+from .._protocol import Backend, StartResult
 from .._unraisable import report_unraisable
 from .._validate import job_args, job_result
 
@@ -39,25 +40,25 @@ class JobRecord:
     """Everything one job carries, whatever runs it. Never exposed to users."""
 
     __slots__ = (
-        "backend",
-        "func",
+        "__weakref__",
         "args",
-        "ctx",
-        "context",
-        "trace",
-        "profile",
-        "state",
-        "value",
-        "exception",
+        "backend",
         "cancelled",
-        "owner",
+        "context",
+        "ctx",
+        "engine",
+        "exception",
+        "func",
         "handle",
         "handle_ref",
-        "engine",
         "no_ctx_pause",
-        "pause_error",
         "orphaned",
-        "__weakref__",
+        "owner",
+        "pause_error",
+        "profile",
+        "state",
+        "trace",
+        "value",
     )
 
     def __init__(
@@ -114,54 +115,10 @@ def _sync_tracers(record: JobRecord) -> None:
         sys.setprofile(record.profile)
 
 
-class Job:
-    """An opaque job handle. Compares by identity."""
-
-    __slots__ = ("_record", "__weakref__")
-
-    def __init__(self, record: JobRecord) -> None:
-        self._record = record
-
-    @property
-    def wait_ctx(self) -> Any:
-        """The ``WaitCtx`` the job was started with (``None`` if it was started without)."""
-        return self._record.ctx
-
-    @property
-    def backend(self) -> BackendBase:
-        return self._record.backend
-
-    @property
-    def state(self) -> JobStateName:
-        """``"running"``, ``"paused"`` or ``"finished"``."""
-        return self._record.state
-
-    def close(self) -> None:
-        """Unwind a paused job: its ``pause_job()`` raises ``JobCancelled``.
-
-        Does nothing for a finished job. Raises ``JobStateError`` for a running
-        job, from another thread, or from inside another job. An exception other
-        than ``JobCancelled`` that the job raises while unwinding propagates.
-        """
-        self._record.backend._close(self._record, self)
-
-    def __repr__(self) -> str:
-        r = self._record
-        return f"<pyossl_async.Job {r.state} backend={r.backend.name} at {id(self):#x}>"
-
-    def __del__(self) -> None:
-        try:
-            record = self._record
-        except AttributeError:  # pragma: no cover - half-built
-            return
-        if record.state == "paused" and not record.orphaned:
-            record.backend._handle_died(record, self)
-
-
 class ThreadJobs:
     """Per OS thread: the running job, the paused ones, closes waiting for a safe moment."""
 
-    __slots__ = ("ident", "running", "paused", "pending", "busy", "engine", "__weakref__")
+    __slots__ = ("__weakref__", "busy", "engine", "ident", "paused", "pending", "running")
 
     def __init__(self, ident: int) -> None:
         self.ident = ident
@@ -176,7 +133,7 @@ class ThreadJobs:
 class _ThreadSentinel:
     """Lives in a ``threading.local`` of the thread it watches; dies with that thread."""
 
-    __slots__ = ("backend", "ident", "__weakref__")
+    __slots__ = ("__weakref__", "backend", "ident")
 
     def __init__(self, backend: BackendBase, ident: int) -> None:
         self.backend = weakref.ref(backend)
@@ -198,14 +155,16 @@ class WaitCtxBase(abc.ABC):
     """What every ``WaitCtx`` shares: closed checks, users, ``with``, finalisation."""
 
     def __init__(self, backend: BackendBase) -> None:
-        self._backend = backend
+        self._backend: Any = backend
         self._closed = False
         #: jobs started with this context that have not finished
         self._users: Set[JobRecord] = set()
 
     @property
-    def backend(self) -> BackendBase:
-        return self._backend
+    def backend(self) -> Backend:
+        """The backend this context belongs to."""
+        backend: Backend = self._backend
+        return backend
 
     @property
     def closed(self) -> bool:
@@ -352,7 +311,7 @@ class BackendBase(abc.ABC):
             if not isinstance(job, Job):
                 raise TypeError(f"job must be a Job handle or None, not {type(job).__name__}")
             # the common case, checked cheaply: this thread resumes its own paused job
-            record = job._record
+            record: JobRecord = job._record
             thread = self._threads.get(_get_ident())
             if (
                 thread is not None
@@ -459,7 +418,7 @@ class BackendBase(abc.ABC):
         """Pause the running job until it is resumed; ``True`` at once outside a job."""
         thread = self._threads.get(_get_ident())
         record = thread.running if thread is not None else None
-        if record is None:
+        if record is None or thread is None:
             thread, record = self._current()  # a backend whose jobs run on other threads
             if record is None or thread is None:
                 return True
@@ -489,7 +448,7 @@ class BackendBase(abc.ABC):
         """The job's ``WaitCtx``; ``None`` once it has finished (C returns NULL)."""
         if not isinstance(job, Job):
             raise TypeError(f"job must be a Job handle, not {type(job).__name__}")
-        record = job._record
+        record: JobRecord = job._record
         if record.backend is not self:
             raise JobStateError(f"job belongs to the {record.backend.name!r} backend, not {self.name!r}")
         if record.state == "finished":

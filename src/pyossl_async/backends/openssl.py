@@ -109,7 +109,7 @@ class OpenSSLBackend(BackendBase):
         return self._status(status)
 
     def _engine_resume(self, thread: ThreadJobs, record: JobRecord) -> Status:
-        status = thread.engine.resume(record.engine)  # started on this thread: its runner exists
+        status: int = thread.engine.resume(record.engine)  # started on this thread: its runner exists
         if status < Status.PAUSE:
             self.last_errors = drain_errors(self.crypto)
         return STATUSES[status]
