@@ -133,6 +133,34 @@ def _greenlet_cycle() -> Optional[Callable[[int], float]]:
     return run
 
 
+def _handoff_cycle() -> Callable[[int], float]:
+    """Two threads handing control back and forth with lock semaphores: what one
+    python-backend pause+resume cycle cannot go below."""
+    import threading
+
+    def run(n: int) -> float:
+        to_worker, to_main = threading.Lock(), threading.Lock()
+        to_worker.acquire()
+        to_main.acquire()
+
+        def worker() -> None:
+            for _ in range(n):
+                to_worker.acquire()
+                to_main.release()
+
+        t = threading.Thread(target=worker, daemon=True)
+        t.start()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            to_worker.release()
+            to_main.acquire()
+        dt = time.perf_counter() - t0
+        t.join()
+        return dt
+
+    return run
+
+
 _C_CYCLE = r"""
 #include <openssl/async.h>
 #include <stdio.h>
@@ -281,8 +309,11 @@ def run_bench(args: argparse.Namespace) -> int:
         cycle["openssl"] = measure(_api_cycle(openssl), n_cycle, repeats)
         print(_row("openssl backend", cycle["openssl"], floor))
     if "python" in names:
-        cycle["python"] = measure(_api_cycle(_registry.get_backend("python")), max(n_cycle // 20, 1000), repeats)
+        n_py = max(n_cycle // 20, 1000)
+        cycle["python"] = measure(_api_cycle(_registry.get_backend("python")), n_py, repeats)
         print(_row("python backend", cycle["python"], floor))
+        cycle["handoff"] = measure(_handoff_cycle(), n_py, repeats)
+        print(_row("two-thread lock handoff (python's floor)", cycle["handoff"], floor))
     g = _greenlet_cycle()
     if g is not None:
         cycle["greenlet"] = measure(g, n_cycle, repeats)
