@@ -372,9 +372,13 @@ class JobRunner:
         except BaseException as exc:  # noqa: BLE001 - never unwind into C
             report_unraisable(exc, "Exception escaped a job body")
         try:
-            state = self.native.api.thread_state_dict()
+            # threading.local data (<= 3.12) must not leak into the next job. The
+            # dict lives as long as the thread state: look it up once per state.
+            state = self.tstates.dicts.get(ex.tstate)
+            if state is None:
+                state = self.tstates.dicts[ex.tstate] = self.native.api.thread_state_dict()
             if state:
-                state.clear()  # threading.local data must not leak into the next job
+                state.clear()
         except BaseException:  # noqa: BLE001
             pass
         ex.finished = True

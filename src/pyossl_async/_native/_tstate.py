@@ -19,7 +19,7 @@ disagreement raises instead of running on.
 from __future__ import annotations
 
 import sys
-from typing import List
+from typing import Any, Dict, List
 
 from .._errors import AsyncError
 from ._libs import Libc, PyApi
@@ -82,6 +82,8 @@ class ThreadStatePool:
         self._interp = api.PyInterpreterState_Get()
         self._free: List[int] = []
         self.created = 0
+        #: each pooled state's dict (``PyThreadState_GetDict``), found once
+        self.dicts: Dict[int, Any] = {}
 
     def get(self) -> int:
         if self._free:
@@ -100,9 +102,11 @@ class ThreadStatePool:
         api = self._api
         while self._free:
             ts = self._free.pop()
+            self.dicts.pop(ts, None)
             api.PyThreadState_Clear(ts)
             api.PyThreadState_Delete(ts)
 
     def forget(self) -> None:
         """Drop pooled states without touching them (after fork they no longer exist)."""
         self._free.clear()
+        self.dicts.clear()
