@@ -373,14 +373,20 @@ def _plot(results: Dict[str, Any], path: str) -> None:
     except ImportError:
         print("--plot needs matplotlib (pip install 'pyossl-async[bench]')")
         return
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for name, rows in results["scaling"].items():
-        ax.plot([r["paused"] for r in rows], [r["resume_us"] for r in rows], marker="o", label=name)
-    ax.set_xscale("log")
-    ax.set_xlabel("paused jobs")
+        xs = [r["paused"] for r in rows]
+        ax.plot(xs, [r["resume_us"] for r in rows], marker="o", label=name)
+        ax2.plot(xs, [r["rss_kib_per_job"] for r in rows], marker="o", label=name)
+    for a in (ax, ax2):
+        a.set_xscale("log")
+        a.set_xlabel("paused jobs")
+        a.legend()
     ax.set_ylabel("resume cost (us)")
     ax.set_title("Resume cost vs paused jobs")
-    ax.legend()
+    ax2.set_ylabel("RSS per paused job (KiB)")
+    ax2.set_title("Memory per paused job")
+    fig.suptitle(f"CPython {results['python']}, {results.get('openssl', {}).get('openssl_version', '')}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"wrote {path}")
