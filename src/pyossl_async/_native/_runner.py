@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import sys
 import threading
 from ctypes import CFUNCTYPE, byref, c_int, c_void_p
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Protocol
@@ -251,6 +252,9 @@ class JobRunner:
         self.verified_starts = 0
         #: an ASYNC_WAIT_CTX the backend owns, for jobs started without one
         self.hidden_ctx = 0
+        #: set in a child process forked from inside one of this thread's jobs:
+        #: CPython deleted the caller's thread state, so the job must not return to it
+        self.forked_inside_job = False
         ffi = native.ffi
         self._call = call = FfiCall(
             ffi, native.start_job_address, ffi.type_sint32, [ffi.type_pointer] * 5 + [ffi.type_uint64]
@@ -371,6 +375,8 @@ class JobRunner:
             ex.body.run_in_job()
         except BaseException as exc:  # noqa: BLE001 - never unwind into C
             report_unraisable(exc, "Exception escaped a job body")
+        if self.forked_inside_job:
+            _exit_forked_child()
         try:
             # threading.local data (<= 3.12) must not leak into the next job. The
             # dict lives as long as the thread state: look it up once per state.
@@ -412,4 +418,19 @@ class JobRunner:
 
 
 _DEBUG = bool(os.environ.get("PYOSSL_ASYNC_DEBUG"))
+
+
+def _exit_forked_child() -> None:
+    """End a process forked inside a job once the job's function has returned.
+
+    After ``fork()`` the child keeps only the current thread state (the job's); the
+    caller's was deleted, so there is nothing to return to. The python backend's
+    child ends the same way (its worker thread is the child's only thread).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001
+            pass
+    os._exit(0)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 import atexit
 import contextvars
+import os
 import sys
 import threading
 import warnings
@@ -133,18 +134,20 @@ class ThreadJobs:
 class _ThreadSentinel:
     """Lives in a ``threading.local`` of the thread it watches; dies with that thread."""
 
-    __slots__ = ("__weakref__", "backend", "ident")
+    __slots__ = ("__weakref__", "backend", "ident", "pid")
 
     def __init__(self, backend: BackendBase, ident: int) -> None:
         self.backend = weakref.ref(backend)
         self.ident = ident
+        self.pid = os.getpid()
 
     def __del__(self) -> None:
         backend = self.backend()
-        # During interpreter finalisation CPython is itself deleting every thread
-        # state; touching any (ours included) would double-free. The process is
-        # exiting: leave the memory to it.
-        if backend is not None and not sys.is_finalizing():
+        # During interpreter finalisation, and in a child process right after
+        # fork(), CPython is itself deleting thread states (ours included): touching
+        # any would double-free. Finalisation leaves the memory to the exiting
+        # process; in a fork child, the after-fork hook forgets it.
+        if backend is not None and not sys.is_finalizing() and os.getpid() == self.pid:
             try:
                 backend._thread_exited(self.ident)
             except BaseException as exc:  # noqa: BLE001 - runs in thread teardown

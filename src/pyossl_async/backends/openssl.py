@@ -7,6 +7,7 @@ policy on top and maps OpenSSL's per-thread functions one to one.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Optional
 
 from .._constants import Status
@@ -127,6 +128,12 @@ class OpenSSLBackend(BackendBase):
         if status < Status.PAUSE:
             self.last_errors = drain_errors(self.crypto)
         return STATUSES[status]
+
+    def _after_fork_in_child(self) -> None:
+        thread = self._threads.get(threading.get_ident())
+        if thread is not None and thread.running is not None and thread.engine is not None:
+            thread.engine.forked_inside_job = True
+        super()._after_fork_in_child()
 
     def _engine_thread_exited(self, thread: ThreadJobs) -> None:
         runner = thread.engine
