@@ -23,6 +23,7 @@ from ._errors import (
 from ._protocol import Backend, Job, StartResult
 from ._protocol import WaitCtx as WaitCtxType
 from ._registry import available_backends, get_backend
+from .engine import await_future, wait_for_fd
 
 if TYPE_CHECKING:
     from ._protocol import CleanupFunc  # noqa: F401
@@ -65,6 +66,8 @@ __all__ = [
     "unblock_pause",
     "pause_blocked",
     "run_job",
+    "await_future",
+    "wait_for_fd",
 ]
 
 
