@@ -37,6 +37,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import select
 import selectors
 import threading
 import time
@@ -48,7 +49,7 @@ from ._protocol import Backend, Job, WaitCtx
 from ._registry import get_backend
 from ._unraisable import report_unraisable
 
-__all__ = ["JobDriver", "check_timeout", "resolve", "run_job", "start_failed"]
+__all__ = ["JobDriver", "check_timeout", "poll_readable", "resolve", "run_job", "start_failed"]
 
 #: what :meth:`JobDriver.after_pause` decides
 RESUME = 0  # the job can go on now (an fd was ready or the callback came)
@@ -313,6 +314,15 @@ class _WakePipe:
             self.closed = True
             os.close(self.r)
             os.close(self.w)
+
+
+def poll_readable(fd: int, timeout: Optional[float]) -> bool:
+    """Whether ``fd`` is readable (poll(2); select(2) only where there is no poll)."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(None if timeout is None else int(timeout * 1000)))
+    return bool(select.select([fd], [], [], timeout)[0])  # pragma: no cover - Windows
 
 
 def _new_selector() -> selectors.BaseSelector:

@@ -32,7 +32,7 @@ import collections
 from typing import Any, Callable, Deque, Dict, Optional, Set, Union
 
 from ._constants import Status
-from ._drive import RETRY, WAIT, JobDriver, resolve, start_failed
+from ._drive import RETRY, WAIT, JobDriver, poll_readable, resolve, start_failed
 from ._protocol import Backend, WaitCtx
 
 __all__ = ["run_job"]
@@ -77,7 +77,7 @@ class _LoopState:
         drivers = self.readers.get(fd)
         if drivers:
             for driver in tuple(drivers):
-                driver.wake()
+                driver.wake(fd)
 
     async def wait_for_slot(self, name: str) -> None:
         waiter: asyncio.Future[None] = self.loop.create_future()
@@ -123,7 +123,7 @@ class _AioDriver(JobDriver):
         super().__init__(backend, ctx, owns_ctx)
         self.state = state
         self.loop = state.loop
-        self.waiter: Optional[asyncio.Future[None]] = None
+        self.waiter: Optional[asyncio.Future[Optional[int]]] = None
 
     def _watch(self, fd: int) -> None:
         self.state.watch(fd, self)
@@ -139,21 +139,25 @@ class _AioDriver(JobDriver):
 
     def _wake_for_callback(self) -> None:
         if self.callback_pending:  # not a late call for a pause already over
-            self.wake()
+            self.wake(None)
 
-    def wake(self) -> None:
+    def wake(self, fd: Optional[int]) -> None:
+        """An fd is readable (``fd``) or the callback came (``None``)."""
         waiter = self.waiter
         if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+            waiter.set_result(fd)
 
     async def wait(self) -> None:
-        if self.callback_pending:
-            return
-        self.waiter = self.loop.create_future()
-        try:
-            await self.waiter
-        finally:
-            self.waiter = None
+        while not self.callback_pending:
+            self.waiter = self.loop.create_future()
+            try:
+                fd = await self.waiter
+            finally:
+                self.waiter = None
+            if fd is None or poll_readable(fd, 0):
+                return
+            # The loop polled the fd before the job's last segment drained it and
+            # reported it afterwards: stale. Resuming now would be early.
 
 
 async def run_job(

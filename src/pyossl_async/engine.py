@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import select
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, TypeVar
 
 from ._constants import WaitStatus
+from ._drive import poll_readable as _readable
 from ._errors import AsyncError
 from ._unraisable import report_unraisable
 
@@ -69,15 +69,6 @@ def _wait_ctx(backend: Optional[Backend], job: Optional[Job]) -> Optional[WaitCt
     if backend is None or job is None:
         return None
     return backend.get_wait_ctx(job)
-
-
-def _readable(fd: int, timeout: Optional[float]) -> bool:
-    """poll(2) one fd (select(2) only where there is no poll: it stops at fd 1024)."""
-    if hasattr(select, "poll"):
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        return bool(poller.poll(None if timeout is None else int(timeout * 1000)))
-    return bool(select.select([fd], [], [], timeout)[0])  # pragma: no cover - Windows
 
 
 def _check_fd(fd: Any) -> int:
