@@ -39,7 +39,7 @@ def jobfunc(arg):  # int jobfunc(void *arg)
         return 0
 
     msg = arg  # msg = (unsigned char *)arg;
-    print("Passed in message is: %s" % msg.split(b"\0")[0].decode())
+    print("Passed in message is: %s" % msg.split(b"\0")[0].decode())  # noqa: UP031 - printf
 
     try:
         pipefds = os.pipe()  # if (pipe(pipefds) != 0) {
@@ -85,7 +85,7 @@ def main():  # int main(void)
         if status == pa.PAUSE:  # case ASYNC_PAUSE:
             print("Job was paused")
         elif status == pa.FINISH:  # case ASYNC_FINISH:
-            print("Job finished with return value %d" % ret)
+            print("Job finished with return value %d" % ret)  # noqa: UP031 - printf
             break  # goto end;
 
         # Wait for the job to be woken

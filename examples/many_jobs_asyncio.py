@@ -34,7 +34,9 @@ from pyossl_async import aio
 from pyossl_async._progress import Progress
 
 
-async def sign_all(be: pa.Backend, engine: OffloadEngine, key: Any, n: int, together: bool, label: str) -> Any:
+async def sign_all(
+    be: pa.Backend, engine: OffloadEngine, key: Any, n: int, together: bool, label: str
+) -> Any:
     messages = [b"message %d" % i for i in range(n)]
     signatures: List[bytes] = [b""] * n
     in_flight = [0, 0]  # now, most
@@ -89,12 +91,14 @@ def main() -> int:
     n = args.jobs
     mode = "wait-ctx callback" if args.notify == "auto" else "wait fds"
     print(f"backend: {be.name}, event loop: {'uvloop' if args.uvloop else 'asyncio'}, jobs woken by: {mode}")
-    print(f"accelerator: {args.lanes} lanes, {args.latency:g} ms latency per request, ECDSA P-256 in libcrypto")
+    latency = f"{args.latency:g} ms latency per request"
+    print(f"accelerator: {args.lanes} lanes, {latency}, ECDSA P-256 in libcrypto")
     try:
         one_by_one, _, signed1 = loop.run_until_complete(sign_all(be, engine, key, n, False, "one by one"))
         print(f"one by one:  {n} signatures in {one_by_one:.2f} s ({n / one_by_one:7.0f}/s), 1 job in flight")
         together, most, signed2 = loop.run_until_complete(sign_all(be, engine, key, n, True, "all at once"))
-        print(f"all at once: {n} signatures in {together:.2f} s ({n / together:7.0f}/s), {most} jobs in flight")
+        rate = n / together
+        print(f"all at once: {n} signatures in {together:.2f} s ({rate:7.0f}/s), {most} jobs in flight")
         print(f"speed-up: {one_by_one / together:.1f}x")
         good = sum(key.verify(message, signature) for message, signature in signed1 + signed2)
         print(f"{good} of {2 * n} signatures verified")

@@ -101,7 +101,8 @@ def part2(be: pa.Backend, engine: OffloadEngine) -> None:
         return 1
 
     try:
-        done = sum(pa.run_job(job, word.encode(), backend=be, timeout=60) for word in ("alpha", "beta", "gamma"))
+        words = ("alpha", "beta", "gamma")
+        done = sum(pa.run_job(job, word.encode(), backend=be, timeout=60) for word in words)
     finally:
         if key is not None:
             key.close()
@@ -117,7 +118,8 @@ def main() -> int:
     be = pa.get_backend(args.backend)
     evp = evp_module.load()
     print(f"backend: {be.name}")
-    print(f"accelerator: {args.lanes} lanes, {args.latency:g} ms latency, {'libcrypto' if evp.path else 'hashlib'}")
+    work = "libcrypto" if evp.path else "hashlib"
+    print(f"accelerator: {args.lanes} lanes, {args.latency:g} ms latency, {work}")
     engine = OffloadEngine(evp, lanes=args.lanes, latency=args.latency / 1000)
     try:
         part1(be, engine)
