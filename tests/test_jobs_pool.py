@@ -34,7 +34,9 @@ def test_asynctest_init_thread(backend: pa.Backend) -> None:
         assert backend.start_job(j3, ctx, job) == (pa.FINISH, None, 1)
 
 
-@pytest.mark.parametrize("max_size, init_size, ok", [(0, 0, True), (1, 0, True), (4, 4, True), (2, 3, False), (0, 5, False)])
+@pytest.mark.parametrize(
+    "max_size, init_size, ok", [(0, 0, True), (1, 0, True), (4, 4, True), (2, 3, False), (0, 5, False)]
+)
 def test_init_thread_sizes(backend: pa.Backend, max_size: int, init_size: int, ok: bool) -> None:
     assert backend.init_thread(max_size, init_size) is ok
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-import pyossl_async as pa
 from pyossl_async._errors import AsyncError, ErrorEntry
 from pyossl_async._libcrypto import PROTOTYPES, drain_errors, err_get_lib, err_get_reason
 from pyossl_async._libcrypto._prototypes import CHECK_NONNULL
@@ -21,7 +20,14 @@ from .conftest import run_isolated
 
 ALT_LIBCRYPTO = os.environ.get("PYOSSL_ASYNC_TEST_ALT_LIBCRYPTO", "")
 
-POINTER_RESULTS = {"ASYNC_get_current_job", "ASYNC_get_wait_ctx", "ASYNC_WAIT_CTX_new", "OpenSSL_version", "ERR_lib_error_string", "ERR_reason_error_string"}
+POINTER_RESULTS = {
+    "ASYNC_get_current_job",
+    "ASYNC_get_wait_ctx",
+    "ASYNC_WAIT_CTX_new",
+    "OpenSSL_version",
+    "ERR_lib_error_string",
+    "ERR_reason_error_string",
+}
 
 
 def test_prototype_table(openssl: Any) -> None:
@@ -29,7 +35,9 @@ def test_prototype_table(openssl: Any) -> None:
     assert len(names) == len(set(names))
     for proto in PROTOTYPES:
         if proto.name in POINTER_RESULTS:
-            assert proto.restype is not ctypes.c_int and ctypes.sizeof(proto.restype) == ctypes.sizeof(ctypes.c_void_p), proto.name
+            assert proto.restype is not ctypes.c_int and ctypes.sizeof(proto.restype) == ctypes.sizeof(
+                ctypes.c_void_p
+            ), proto.name
         if proto.optional:
             assert proto.since > 0x30000000
         bound = openssl.crypto.has(proto.name)
@@ -55,9 +63,7 @@ def test_err_macros_match_libcrypto(openssl: Any) -> None:
 
 def test_failed_init_thread_drains_the_queue(openssl: Any) -> None:
     assert openssl.init_thread(0, 5) is False
-    assert openssl.last_errors == (
-        ErrorEntry(51, 103, "error:19800067:ASYNC routines::invalid pool size"),
-    )
+    assert openssl.last_errors == (ErrorEntry(51, 103, "error:19800067:ASYNC routines::invalid pool size"),)
     assert drain_errors(openssl.crypto) == ()
 
 
@@ -88,7 +94,14 @@ def test_job_runs_on_its_own_thread_state(openssl: Any) -> None:
 
     def job(arg: Any) -> int:
         for _ in range(2):
-            seen.append((api.PyThreadState_Get(), api.PyGILState_GetThisThreadState(), api.PyGILState_Check(), threading.get_ident()))
+            seen.append(
+                (
+                    api.PyThreadState_Get(),
+                    api.PyGILState_GetThisThreadState(),
+                    api.PyGILState_Check(),
+                    threading.get_ident(),
+                )
+            )
             openssl.pause_job()
         return 0
 

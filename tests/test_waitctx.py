@@ -79,7 +79,7 @@ def test_argument_checks(backend: pa.Backend) -> None:
 
 def test_asynctest_get_all_fds(backend: pa.Backend) -> None:
     """OpenSSL's test_ASYNC_WAIT_CTX_get_all_fds, check by check."""
-    MAGIC = 99
+    magic = 99
 
     def waitfd(arg: Any) -> int:
         me = backend.get_current_job()
@@ -87,11 +87,11 @@ def test_asynctest_get_all_fds(backend: pa.Backend) -> None:
         if me is None or w is None:
             return 0
         backend.pause_job()
-        assert w.set_wait_fd(w, MAGIC)
+        assert w.set_wait_fd(w, magic)
         backend.pause_job()
         assert w.clear_fd(w)
         backend.pause_job()
-        assert w.set_wait_fd(w, MAGIC)
+        assert w.set_wait_fd(w, magic)
         assert w.clear_fd(w)
         return 1
 
@@ -101,12 +101,12 @@ def test_asynctest_get_all_fds(backend: pa.Backend) -> None:
         assert ctx.get_all_fds() == [] and ctx.get_changed_fds() == ([], [])
         status, j, _ = backend.start_job(j, ctx, waitfd)
         assert status == pa.PAUSE
-        assert ctx.get_all_fds() == [MAGIC]
-        assert ctx.get_changed_fds() == ([MAGIC], [])
+        assert ctx.get_all_fds() == [magic]
+        assert ctx.get_changed_fds() == ([magic], [])
         status, j, _ = backend.start_job(j, ctx, waitfd)
         assert status == pa.PAUSE
         assert ctx.get_all_fds() == []
-        assert ctx.get_changed_fds() == ([], [MAGIC])
+        assert ctx.get_changed_fds() == ([], [magic])
         assert backend.start_job(j, ctx, waitfd) == (pa.FINISH, None, 1)
         assert ctx.get_all_fds() == []
         assert ctx.get_changed_fds() == ([], [])
@@ -131,6 +131,7 @@ def test_changes_reset_at_resume_not_at_pause_or_finish(backend: pa.Backend) -> 
         assert ctx.get_all_fds() == [2, 1, 7]
         # a new job on the same ctx sees the leftovers at its first pause
         status, j, _ = backend.start_job(None, ctx, lambda a: backend.pause_job() and 0)
+        assert status == pa.PAUSE
         assert ctx.get_changed_fds() == ([2], [])
         backend.start_job(j, None, None)
         assert ctx.get_changed_fds() == ([], [])

@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional
 from . import _registry
 from ._constants import Status
 
-__all__ = ["run_bench", "measure"]
+__all__ = ["measure", "run_bench"]
 
 Result = Dict[str, Any]
 
@@ -82,11 +82,12 @@ def _floor_cycle(openssl: Any, naive: bool) -> Callable[[int], float]:
     byref = ctypes.byref
 
     def run(n: int) -> float:
-        @ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
-        def job(_: Any) -> int:
+        def job_body(_: Any) -> int:
             for _ in range(n + 1):
                 pause()
             return 0
+
+        job = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)(job_body)
 
         wctx = openssl.crypto.ASYNC_WAIT_CTX_new()
         j, ret = ctypes.c_void_p(), ctypes.c_int()
@@ -127,6 +128,34 @@ def _greenlet_cycle() -> Optional[Callable[[int], float]]:
             g.switch()
         dt = time.perf_counter() - t0
         g.switch()
+        return dt
+
+    return run
+
+
+def _handoff_cycle() -> Callable[[int], float]:
+    """Two threads handing control back and forth with lock semaphores: what one
+    python-backend pause+resume cycle cannot go below."""
+    import threading
+
+    def run(n: int) -> float:
+        to_worker, to_main = threading.Lock(), threading.Lock()
+        to_worker.acquire()
+        to_main.acquire()
+
+        def worker() -> None:
+            for _ in range(n):
+                to_worker.acquire()
+                to_main.release()
+
+        t = threading.Thread(target=worker, daemon=True)
+        t.start()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            to_worker.release()
+            to_main.acquire()
+        dt = time.perf_counter() - t0
+        t.join()
         return dt
 
     return run
@@ -197,9 +226,7 @@ def _floor_start_finish(openssl: Any) -> Callable[[int], float]:
     start = lib.ASYNC_start_job
     start.restype = ctypes.c_int
 
-    @ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
-    def job(_: Any) -> int:
-        return 0
+    job = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)(lambda _: 0)
 
     def run(n: int) -> float:
         wctx = openssl.crypto.ASYNC_WAIT_CTX_new()
@@ -282,8 +309,11 @@ def run_bench(args: argparse.Namespace) -> int:
         cycle["openssl"] = measure(_api_cycle(openssl), n_cycle, repeats)
         print(_row("openssl backend", cycle["openssl"], floor))
     if "python" in names:
-        cycle["python"] = measure(_api_cycle(_registry.get_backend("python")), max(n_cycle // 20, 1000), repeats)
+        n_py = max(n_cycle // 20, 1000)
+        cycle["python"] = measure(_api_cycle(_registry.get_backend("python")), n_py, repeats)
         print(_row("python backend", cycle["python"], floor))
+        cycle["handoff"] = measure(_handoff_cycle(), n_py, repeats)
+        print(_row("two-thread lock handoff (python's floor)", cycle["handoff"], floor))
     g = _greenlet_cycle()
     if g is not None:
         cycle["greenlet"] = measure(g, n_cycle, repeats)
@@ -343,14 +373,20 @@ def _plot(results: Dict[str, Any], path: str) -> None:
     except ImportError:
         print("--plot needs matplotlib (pip install 'pyossl-async[bench]')")
         return
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for name, rows in results["scaling"].items():
-        ax.plot([r["paused"] for r in rows], [r["resume_us"] for r in rows], marker="o", label=name)
-    ax.set_xscale("log")
-    ax.set_xlabel("paused jobs")
+        xs = [r["paused"] for r in rows]
+        ax.plot(xs, [r["resume_us"] for r in rows], marker="o", label=name)
+        ax2.plot(xs, [r["rss_kib_per_job"] for r in rows], marker="o", label=name)
+    for a in (ax, ax2):
+        a.set_xscale("log")
+        a.set_xlabel("paused jobs")
+        a.legend()
     ax.set_ylabel("resume cost (us)")
     ax.set_title("Resume cost vs paused jobs")
-    ax.legend()
+    ax2.set_ylabel("RSS per paused job (KiB)")
+    ax2.set_title("Memory per paused job")
+    fig.suptitle(f"CPython {results['python']}, {results.get('openssl', {}).get('openssl_version', '')}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"wrote {path}")

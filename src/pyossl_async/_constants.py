@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-__all__ = ["Status", "WaitStatus", "C_INT_MIN", "C_INT_MAX", "SIZE_MAX"]
+__all__ = ["C_INT_MAX", "C_INT_MIN", "SIZE_MAX", "Status", "WaitStatus"]
 
 
 class Status(IntEnum):

@@ -15,7 +15,7 @@ from . import _registry
 from ._constants import Status
 from ._protocol import Backend
 
-__all__ = ["run_demo", "EXPECTED_OUTPUT"]
+__all__ = ["EXPECTED_OUTPUT", "run_demo"]
 
 EXPECTED_OUTPUT = (
     "Starting...\n"
@@ -50,7 +50,9 @@ def run_demo(backend: Optional[Backend] = None, write: Callable[[str], Any] = pr
         msg = arg.split(b"\0", 1)[0].decode()  # C prints it with %s
         write(f"Passed in message is: {msg}")
         r, w = os.pipe()
-        be.get_wait_ctx(currjob).set_wait_fd(UNIQUE, r, w, cleanup)
+        wait_ctx = be.get_wait_ctx(currjob)
+        assert wait_ctx is not None  # started with one below
+        wait_ctx.set_wait_fd(UNIQUE, r, w, cleanup)
         # Normally an external event would make the fd readable some time later;
         # for the demonstration, signal readiness before pausing.
         os.write(w, b"X")

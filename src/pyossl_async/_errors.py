@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Iterable, NamedTuple
 
 __all__ = [
-    "ErrorEntry",
     "AsyncError",
     "BackendUnavailable",
+    "ErrorEntry",
+    "JobCancelled",
     "JobStateError",
     "WaitCtxClosedError",
-    "JobCancelled",
 ]
 
 

@@ -7,22 +7,16 @@ the conformance suite and the tests see backends only through these types.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Callable, Hashable, Optional, Protocol, Tuple
+from typing import Any, Callable, Hashable, Optional, Protocol, Tuple
 
 from ._constants import Status
+from ._job import Job, JobStateName
 
-if TYPE_CHECKING:
-    from typing import Literal
-
-    JobStateName = Literal["running", "paused", "finished"]
-else:
-    JobStateName = str
-
-__all__ = ["Backend", "Job", "WaitCtx", "JobFunc", "StartResult", "CleanupFunc", "JobStateName"]
+__all__ = ["Backend", "CleanupFunc", "Job", "JobFunc", "JobStateName", "StartResult", "WaitCtx"]
 
 JobFunc = Callable[[Any], int]
 CleanupFunc = Callable[["WaitCtx", Hashable, int, Any], Any]
-StartResult = Tuple[Status, Optional["Job"], Optional[int]]
+StartResult = Tuple[Status, Optional[Job], Optional[int]]
 
 
 class WaitCtx(Protocol):
@@ -65,19 +59,8 @@ class WaitCtx(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
-class Job(Protocol):
-    """An opaque handle to a paused (or running, or finished) job."""
-
-    @property
-    def wait_ctx(self) -> WaitCtx | None: ...
-
-    @property
-    def backend(self) -> Backend: ...
-
-    @property
-    def state(self) -> JobStateName: ...
-
-    def close(self) -> None: ...
+#: the type of ``WaitCtx`` inside ``Backend``, whose method of that name hides it
+WaitCtxT = WaitCtx
 
 
 class Backend(Protocol):
@@ -92,12 +75,12 @@ class Backend(Protocol):
 
     def cleanup_thread(self) -> None: ...
 
-    def WaitCtx(self) -> WaitCtx: ...  # noqa: N802 - contract name
+    def WaitCtx(self) -> WaitCtxT: ...  # noqa: N802 - contract name
 
     def start_job(
         self,
         job: Job | None,
-        ctx: WaitCtx | None,
+        ctx: WaitCtxT | None,
         func: JobFunc | None,
         args: Any = None,
     ) -> StartResult: ...
@@ -106,7 +89,7 @@ class Backend(Protocol):
 
     def get_current_job(self) -> Job | None: ...
 
-    def get_wait_ctx(self, job: Job) -> WaitCtx | None: ...
+    def get_wait_ctx(self, job: Job) -> WaitCtxT | None: ...
 
     def block_pause(self) -> None: ...
 

@@ -10,12 +10,12 @@ from ._errors import BackendUnavailable
 from ._protocol import Backend
 
 __all__ = [
-    "get_backend",
-    "available_backends",
-    "backend_problems",
-    "selection_reason",
     "BACKEND_NAMES",
     "ENV_BACKEND",
+    "available_backends",
+    "backend_problems",
+    "get_backend",
+    "selection_reason",
 ]
 
 ENV_BACKEND = "PYOSSL_ASYNC_BACKEND"

@@ -6,7 +6,7 @@ from typing import Any, Callable, Hashable
 
 from ._constants import C_INT_MAX, C_INT_MIN, SIZE_MAX
 
-__all__ = ["c_int", "size_t", "job_result", "job_args", "callable_or_none", "hashable_key"]
+__all__ = ["c_int", "callable_or_none", "hashable_key", "job_args", "job_result", "size_t"]
 
 
 def _integer(value: Any, what: str) -> int:
@@ -59,7 +59,8 @@ def job_args(args: Any) -> Any:
 def callable_or_none(value: Any, what: str) -> Callable[..., Any] | None:
     if value is not None and not callable(value):
         raise TypeError(f"{what} must be callable or None, not {type(value).__name__}")
-    return value
+    fn: Callable[..., Any] | None = value
+    return fn
 
 
 def hashable_key(key: Any) -> Hashable:
@@ -67,4 +68,5 @@ def hashable_key(key: Any) -> Hashable:
         hash(key)
     except TypeError:
         raise TypeError(f"wait fd keys must be hashable, not {type(key).__name__}") from None
-    return key
+    hashable: Hashable = key
+    return hashable

@@ -9,8 +9,8 @@ from ._loader import LibCrypto, candidate_paths, load_libcrypto
 from ._prototypes import PROTOTYPES, Prototype
 
 __all__ = [
-    "LibCrypto",
     "PROTOTYPES",
+    "LibCrypto",
     "Prototype",
     "candidate_paths",
     "drain_errors",

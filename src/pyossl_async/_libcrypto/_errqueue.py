@@ -14,7 +14,7 @@ from .._errors import ErrorEntry
 if TYPE_CHECKING:
     from ._loader import LibCrypto
 
-__all__ = ["err_get_lib", "err_get_reason", "drain_errors", "ERR_LIB_ASYNC", "ERR_LIB_SYS"]
+__all__ = ["ERR_LIB_ASYNC", "ERR_LIB_SYS", "drain_errors", "err_get_lib", "err_get_reason"]
 
 ERR_SYSTEM_FLAG = 0x80000000
 ERR_SYSTEM_MASK = 0x7FFFFFFF
@@ -47,7 +47,7 @@ def error_text(lib: LibCrypto | Any, code: int) -> str:
 
 def drain_errors(lib: LibCrypto | Any) -> tuple[ErrorEntry, ...]:
     """Empty this thread's error queue, oldest entry first."""
-    out = []
+    out: list[ErrorEntry] = []
     while True:
         code = lib.ERR_get_error()
         if not code:

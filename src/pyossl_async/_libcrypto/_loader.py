@@ -17,7 +17,7 @@ from .._errors import AsyncError, BackendUnavailable
 from ._errqueue import drain_errors
 from ._prototypes import CHECK_NONNULL, CHECK_TRUE, PROTOTYPES, V3_0, Prototype
 
-__all__ = ["LibCrypto", "candidate_paths", "load_libcrypto", "ENV_LIBCRYPTO"]
+__all__ = ["ENV_LIBCRYPTO", "LibCrypto", "candidate_paths", "load_libcrypto"]
 
 ENV_LIBCRYPTO = "PYOSSL_ASYNC_LIBCRYPTO"
 OPENSSL_INIT_ASYNC = 0x00000100

@@ -12,13 +12,13 @@ from ctypes import POINTER, c_char_p, c_int, c_size_t, c_uint64, c_ulong, c_void
 from typing import Any, NamedTuple, Optional, Tuple
 
 from ._types import (
+    OSSL_ASYNC_FD,
     ASYNC_JOB_p,
     ASYNC_JOB_pp,
     ASYNC_WAIT_CTX_p,
-    OSSL_ASYNC_FD,
 )
 
-__all__ = ["Prototype", "PROTOTYPES", "V3_0", "V3_2", "CHECK_NONNULL", "CHECK_TRUE"]
+__all__ = ["CHECK_NONNULL", "CHECK_TRUE", "PROTOTYPES", "V3_0", "V3_2", "Prototype"]
 
 V3_0 = 0x30000000
 V3_2 = 0x30200000

@@ -10,10 +10,10 @@ import ctypes
 from ctypes import CFUNCTYPE, POINTER, c_int, c_size_t, c_void_p
 
 __all__ = [
-    "ASYNC_JOB_p",
-    "ASYNC_WAIT_CTX_p",
-    "ASYNC_JOB_pp",
     "OSSL_ASYNC_FD",
+    "ASYNC_JOB_p",
+    "ASYNC_JOB_pp",
+    "ASYNC_WAIT_CTX_p",
     "ASYNC_callback_fn",
     "ASYNC_cleanup_fn",
     "ASYNC_job_fn",

@@ -12,7 +12,7 @@ import sys
 import sysconfig
 from dataclasses import dataclass
 
-__all__ = ["UcontextABI", "NativeUnsupported", "detect_abi", "check_interpreter", "ABIS"]
+__all__ = ["ABIS", "NativeUnsupported", "UcontextABI", "check_interpreter", "detect_abi"]
 
 
 class NativeUnsupported(Exception):

@@ -36,6 +36,13 @@ class _Bound:
 class Libc(_Bound):
     """The libc functions the stack machinery calls."""
 
+    mmap: Any
+    munmap: Any
+    mprotect: Any
+    getcontext: Any
+    pthread_getspecific: Any
+    pthread_setspecific: Any
+
     _rows = (
         ("mmap", c_void_p, (c_void_p, c_size_t, c_int, c_int, c_int, c_long)),
         ("munmap", c_int, (c_void_p, c_size_t)),
@@ -79,6 +86,8 @@ def _loaded_libffi() -> str | None:
 class Libffi(_Bound):
     """``ffi_prep_cif``/``ffi_call``: a C-level call whose result lands in memory."""
 
+    ffi_prep_cif: Any
+
     FFI_DEFAULT_ABI = 2  # FFI_UNIX64 on x86_64
     _rows = (("ffi_prep_cif", c_int, (c_void_p, c_int, c_uint, c_void_p, c_void_p)),)
 
@@ -105,6 +114,15 @@ class Libffi(_Bound):
 
 class PyApi(_Bound):
     """The CPython C API calls, through ``pythonapi`` (which holds the GIL)."""
+
+    PyInterpreterState_Get: Any
+    PyThreadState_Get: Any
+    PyThreadState_New: Any
+    PyThreadState_Clear: Any
+    PyThreadState_Delete: Any
+    PyGILState_GetThisThreadState: Any
+    PyGILState_Check: Any
+    PyThreadState_GetDict: Any
 
     _rows = (
         ("PyInterpreterState_Get", c_void_p, ()),

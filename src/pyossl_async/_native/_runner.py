@@ -22,12 +22,12 @@ import functools
 import os
 import sys
 import threading
-from ctypes import CFUNCTYPE, byref, c_int, c_size_t, c_void_p
+from ctypes import CFUNCTYPE, byref, c_int, c_void_p
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Protocol
 
 from .._errors import AsyncError
-from .._unraisable import report_unraisable
 from .._libcrypto._types import ASYNC_job_fn, ASYNC_stack_alloc_fn
+from .._unraisable import report_unraisable
 from ._abi import NativeUnsupported, check_interpreter, detect_abi
 from ._callchain import CallChain
 from ._ffi import FfiCall
@@ -40,13 +40,13 @@ if TYPE_CHECKING:
     from .._libcrypto import LibCrypto
 
 __all__ = [
-    "JobBody",
+    "DEFAULT_STACK_SIZE",
+    "ENV_STACK_MODE",
+    "ENV_STACK_SIZE",
     "Execution",
+    "JobBody",
     "JobRunner",
     "NativeSupport",
-    "DEFAULT_STACK_SIZE",
-    "ENV_STACK_SIZE",
-    "ENV_STACK_MODE",
     "parse_size",
 ]
 
@@ -83,18 +83,39 @@ class JobBody(Protocol):
     def run_in_job(self) -> None: ...
 
 
+class _JobSlot:
+    """The ``ASYNC_JOB *`` variable ``ASYNC_start_job`` reads and writes for one job.
+
+    OpenSSL stores the job's address in it at every PAUSE and NULL at FINISH, so a
+    resume passes it as it is. Slots are pooled per thread with the jobs' other
+    resources.
+    """
+
+    __slots__ = ("address", "ref", "var")
+
+    def __init__(self) -> None:
+        self.var = c_void_p(None)
+        self.ref = byref(self.var)
+        self.address = ctypes.addressof(self.var)
+
+
 class Execution:
-    """One job's native resources while it exists: its thread state and stack."""
+    """One job's native resources while it exists: its thread state, stack and slot."""
 
-    __slots__ = ("body", "tstate", "unit", "address", "finished", "binding_ok")
+    __slots__ = ("binding_ok", "body", "finished", "slot", "tstate", "unit")
 
-    def __init__(self, body: JobBody, tstate: int, unit: Optional[_NestedUnit]) -> None:
+    def __init__(self, body: JobBody, tstate: int, unit: Optional[_NestedUnit], slot: _JobSlot) -> None:
         self.body = body
         self.tstate = tstate
         self.unit = unit
-        self.address = 0  # the ASYNC_JOB * once paused
+        self.slot = slot
         self.finished = False
         self.binding_ok = True
+
+    @property
+    def address(self) -> int:
+        """The ``ASYNC_JOB *`` (0 until the job has paused)."""
+        return self.slot.var.value or 0
 
 
 class _OpenSSLStacks:
@@ -120,7 +141,8 @@ class _OpenSSLStacks:
             with self._lock:
                 self._by_thread.setdefault(threading.get_ident(), []).append(stack)
                 self.allocated += 1
-            return stack.base
+            base: int = stack.base
+            return base
         except BaseException:  # noqa: BLE001 - must not unwind into C; NULL = no job
             return None
 
@@ -151,6 +173,9 @@ class NativeSupport:
         self.fast_start_job.restype = c_int
         self.fast_pause_job = fast.ASYNC_pause_job
         self.fast_pause_job.restype = c_int
+        # keeps the GIL (a ctypes.PyDLL function); returns an int or None
+        self.fast_current_job = ctypes.PyDLL(crypto.path).ASYNC_get_current_job
+        self.fast_current_job.restype = c_void_p
         self.openssl_stacks: Optional[_OpenSSLStacks] = None
         self.stack_mode, self.stack_mode_reason = self._choose_stack_mode(crypto)
 
@@ -192,7 +217,7 @@ class _NestedUnit:
     the trampoline returns and OpenSSL finishes the job.
     """
 
-    __slots__ = ("stack", "back", "start", "entry", "trampoline", "func_address", "_slot", "_value")
+    __slots__ = ("_slot", "_value", "back", "entry", "func_address", "stack", "start", "trampoline")
 
     def __init__(self, runner: JobRunner) -> None:
         native = runner.native
@@ -223,16 +248,19 @@ class JobRunner:
         self.tstates = ThreadStatePool(api)
         self.stacks = StackPool(native.libc, native.abi, native.stack_size)
         self.units: List[_NestedUnit] = []
+        self.slots: List[_JobSlot] = []
         self.verified_starts = 0
         #: an ASYNC_WAIT_CTX the backend owns, for jobs started without one
         self.hidden_ctx = 0
+        #: set in a child process forked from inside one of this thread's jobs:
+        #: CPython deleted the caller's thread state, so the job must not return to it
+        self.forked_inside_job = False
         ffi = native.ffi
         self._call = call = FfiCall(
             ffi, native.start_job_address, ffi.type_sint32, [ffi.type_pointer] * 5 + [ffi.type_uint64]
         )
-        self._job_slot = c_void_p(None)
         self._ret_slot = c_int(0)
-        call.cells[0] = ctypes.addressof(self._job_slot)
+        self._ret_ref = byref(self._ret_slot)
         call.cells[2] = ctypes.addressof(self._ret_slot)
         self._cells = call.cells
         self._result = call.result
@@ -259,9 +287,6 @@ class JobRunner:
             self._job_ts = self._start_chain.contexts[0].argument(0)
             self._resume_chain = None
             self._resume_call = native.fast_start_job
-            self._resume_args = (
-                byref(self._job_slot), None, byref(self._ret_slot), None, None, c_size_t(0)
-            )
         self._pause = native.fast_pause_job
         self._openssl_entry: Any = None
         if native.stack_mode == "openssl":
@@ -279,11 +304,13 @@ class JobRunner:
             unit = self.units.pop() if self.units else _NestedUnit(self)
             unit.arm()
             func = unit.func_address
-        ex = Execution(body, self.tstates.get(), unit)
+        slot = self.slots.pop() if self.slots else _JobSlot()
+        slot.var.value = None
+        ex = Execution(body, self.tstates.get(), unit, slot)
         cells = self._cells
+        cells[0] = slot.address
         cells[1] = wait_ctx_address
         cells[3] = func
-        self._job_slot.value = None
         self._job_ts.value = ex.tstate
         verify = self.verified_starts < 2 or _DEBUG
         self.running = ex
@@ -298,38 +325,32 @@ class JobRunner:
         if not ex.binding_ok:
             self._recycle(ex)
             raise AsyncError("job thread state was not bound inside the job; refusing to continue")
-        return self._after(ex, status), ex
+        if status != ASYNC_PAUSE:
+            # finished, or NO_JOBS/ERR before the job ever ran: nothing of ours is
+            # left on its thread state or stack
+            self._recycle(ex)
+        return status, ex
 
     def resume(self, ex: Execution) -> int:
-        """Resume a paused execution; OpenSSL's status."""
-        self._job_slot.value = ex.address
-        self.running = ex
-        try:
-            if self._resume_chain is not None:
-                self._job_ts.value = ex.tstate
-                self._resume_chain.run()
-                status = self._result.value
-            else:
-                status = self._resume_call(*self._resume_args)
-        finally:
-            self.running = None
+        """Resume a paused execution; OpenSSL's status. The hottest path there is."""
+        chain = self._resume_chain
+        if chain is not None:
+            self._cells[0] = ex.slot.address
+            self._job_ts.value = ex.tstate
+            chain.run()
+            status: int = self._result.value
+        else:
+            status = self._resume_call(ex.slot.ref, None, self._ret_ref, None, None, 0)
         if _DEBUG:
             self.native.binding.check_caller(self.caller_ts)
-        return self._after(ex, status)
-
-    def _after(self, ex: Execution, status: int) -> int:
-        if status == ASYNC_PAUSE:
-            ex.address = self._job_slot.value or 0
-        elif status == ASYNC_FINISH:
+        if status == ASYNC_FINISH:
             self._recycle(ex)
-        elif not ex.address:
-            # NO_JOBS or ERR before the job ever ran: nothing of ours is on its state
-            self._recycle(ex)
-        # ERR on a resume: OpenSSL abandoned a job mid-flight (libctx swap failure).
-        # Its frames stay on its thread state forever; neither is reused.
+        # ERR on a resume: OpenSSL abandoned the job mid-flight (a libctx swap
+        # failure). Its frames stay on its thread state forever; neither is reused.
         return status
 
     def _recycle(self, ex: Execution) -> None:
+        self.slots.append(ex.slot)
         self.tstates.put(ex.tstate)
         if ex.unit is not None:
             self.units.append(ex.unit)
@@ -354,10 +375,16 @@ class JobRunner:
             ex.body.run_in_job()
         except BaseException as exc:  # noqa: BLE001 - never unwind into C
             report_unraisable(exc, "Exception escaped a job body")
+        if self.forked_inside_job:
+            _exit_forked_child()
         try:
-            state = self.native.api.thread_state_dict()
+            # threading.local data (<= 3.12) must not leak into the next job. The
+            # dict lives as long as the thread state: look it up once per state.
+            state = self.tstates.dicts.get(ex.tstate)
+            if state is None:
+                state = self.tstates.dicts[ex.tstate] = self.native.api.thread_state_dict()
             if state:
-                state.clear()  # threading.local data must not leak into the next job
+                state.clear()
         except BaseException:  # noqa: BLE001
             pass
         ex.finished = True
@@ -391,4 +418,19 @@ class JobRunner:
 
 
 _DEBUG = bool(os.environ.get("PYOSSL_ASYNC_DEBUG"))
+
+
+def _exit_forked_child() -> None:
+    """End a process forked inside a job once the job's function has returned.
+
+    After ``fork()`` the child keeps only the current thread state (the job's); the
+    caller's was deleted, so there is nothing to return to. The python backend's
+    child ends the same way (its worker thread is the child's only thread).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001
+            pass
+    os._exit(0)
 

@@ -18,14 +18,14 @@ _MAP_FAILED = ctypes.c_void_p(-1).value
 class GuardedStack:
     """``size`` usable bytes at ``base``; the page below ``base`` faults on overflow."""
 
-    __slots__ = ("base", "size", "_mapping", "_length", "_libc")
+    __slots__ = ("_length", "_libc", "_mapping", "base", "size")
 
     def __init__(self, libc: Libc, abi: UcontextABI, size: int) -> None:
         page = abi.page_size
         size = (size + page - 1) // page * page
         length = size + page
         flags = abi.map_private | abi.map_anonymous | abi.map_noreserve | abi.map_stack
-        addr = libc.mmap(None, length, PROT_READ_WRITE, flags, -1, 0)
+        addr: int = libc.mmap(None, length, PROT_READ_WRITE, flags, -1, 0)
         if not addr or addr == _MAP_FAILED:
             raise MemoryError(f"mmap of a {size}-byte job stack failed (errno {ctypes.get_errno()})")
         if libc.mprotect(addr, page, PROT_NONE) != 0:

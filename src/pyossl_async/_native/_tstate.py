@@ -19,12 +19,12 @@ disagreement raises instead of running on.
 from __future__ import annotations
 
 import sys
-from typing import List
+from typing import Any, Dict, List
 
 from .._errors import AsyncError
 from ._libs import Libc, PyApi
 
-__all__ = ["GilStateBinding", "ThreadStatePool", "GILSTATE_KEYS_MAX"]
+__all__ = ["GILSTATE_KEYS_MAX", "GilStateBinding", "ThreadStatePool"]
 
 GILSTATE_KEYS_MAX = 1024  # PTHREAD_KEYS_MAX on glibc
 
@@ -63,7 +63,7 @@ class GilStateBinding:
     def check_job(self, job_ts: int) -> bool:
         """True when, inside a job, the slot and the current state are the job's."""
         api = self.api
-        return (
+        return bool(
             api.PyThreadState_Get() == job_ts
             and api.PyGILState_GetThisThreadState() == job_ts
             and api.PyGILState_Check() == 1
@@ -82,11 +82,13 @@ class ThreadStatePool:
         self._interp = api.PyInterpreterState_Get()
         self._free: List[int] = []
         self.created = 0
+        #: each pooled state's dict (``PyThreadState_GetDict``), found once
+        self.dicts: Dict[int, Any] = {}
 
     def get(self) -> int:
         if self._free:
             return self._free.pop()
-        ts = self._api.PyThreadState_New(self._interp)
+        ts: int = self._api.PyThreadState_New(self._interp)
         if not ts:
             raise MemoryError("PyThreadState_New failed")
         self.created += 1
@@ -100,9 +102,11 @@ class ThreadStatePool:
         api = self._api
         while self._free:
             ts = self._free.pop()
+            self.dicts.pop(ts, None)
             api.PyThreadState_Clear(ts)
             api.PyThreadState_Delete(ts)
 
     def forget(self) -> None:
         """Drop pooled states without touching them (after fork they no longer exist)."""
         self._free.clear()
+        self.dicts.clear()

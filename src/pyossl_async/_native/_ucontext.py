@@ -18,7 +18,7 @@ __all__ = ["UContext"]
 
 
 class UContext:
-    __slots__ = ("buffer", "address", "_abi", "_libc", "_slot", "_slot_value")
+    __slots__ = ("_abi", "_libc", "_slot", "_slot_value", "address", "buffer")
 
     def __init__(self, libc: Libc, abi: UcontextABI) -> None:
         self._abi = abi

@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 import atexit
 import contextvars
+import os
 import sys
 import threading
 import warnings
@@ -22,37 +23,43 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Set
 
 from .._constants import Status
 from .._errors import JobCancelled, JobStateError, WaitCtxClosedError
-from .._protocol import JobStateName, StartResult
+from .._job import Job, JobStateName
+from .._protocol import Backend, StartResult
 from .._unraisable import report_unraisable
 from .._validate import job_args, job_result
 
 __all__ = ["BackendBase", "Job", "JobRecord", "ThreadJobs", "WaitCtxBase"]
 
 _get_ident = threading.get_ident
+_PAUSE = Status.PAUSE
+_FINISH = Status.FINISH
+#: OpenSSL's int statuses as enum members, without the cost of Status(n)
+STATUSES = tuple(Status)
 
 
 class JobRecord:
     """Everything one job carries, whatever runs it. Never exposed to users."""
 
     __slots__ = (
-        "backend",
-        "func",
+        "__weakref__",
         "args",
-        "ctx",
+        "backend",
+        "cancelled",
         "context",
-        "trace",
+        "ctx",
+        "engine",
+        "exception",
+        "func",
+        "handle",
+        "handle_ref",
+        "no_ctx_pause",
+        "orphaned",
+        "owner",
+        "pause_error",
         "profile",
         "state",
+        "trace",
         "value",
-        "exception",
-        "cancelled",
-        "owner",
-        "handle",
-        "engine",
-        "no_ctx_pause",
-        "pause_error",
-        "orphaned",
-        "__weakref__",
     )
 
     def __init__(
@@ -75,11 +82,13 @@ class JobRecord:
         self.exception: Optional[BaseException] = None
         self.cancelled = False
         self.owner = owner
-        # the public handle while it is referenced from C-like places (running,
-        # or resurrected by its finaliser); a weak reference otherwise
+        # the public handle, strongly, only once its finaliser resurrected it
         self.handle: Any = None
+        #: the public handle, weakly: paused jobs must be collectable
+        self.handle_ref: Optional[weakref.ref[Job]] = None
         self.engine: Any = None
-        self.no_ctx_pause = False
+        #: a pause of this job must become a JobStateError (no wait context)
+        self.no_ctx_pause = ctx is None
         self.pause_error = False
         self.orphaned = False
 
@@ -107,54 +116,10 @@ def _sync_tracers(record: JobRecord) -> None:
         sys.setprofile(record.profile)
 
 
-class Job:
-    """An opaque job handle. Compares by identity."""
-
-    __slots__ = ("_record", "__weakref__")
-
-    def __init__(self, record: JobRecord) -> None:
-        self._record = record
-
-    @property
-    def wait_ctx(self) -> Any:
-        """The ``WaitCtx`` the job was started with (``None`` if it was started without)."""
-        return self._record.ctx
-
-    @property
-    def backend(self) -> BackendBase:
-        return self._record.backend
-
-    @property
-    def state(self) -> JobStateName:
-        """``"running"``, ``"paused"`` or ``"finished"``."""
-        return self._record.state
-
-    def close(self) -> None:
-        """Unwind a paused job: its ``pause_job()`` raises ``JobCancelled``.
-
-        Does nothing for a finished job. Raises ``JobStateError`` for a running
-        job, from another thread, or from inside another job. An exception other
-        than ``JobCancelled`` that the job raises while unwinding propagates.
-        """
-        self._record.backend._close(self._record, self)
-
-    def __repr__(self) -> str:
-        r = self._record
-        return f"<pyossl_async.Job {r.state} backend={r.backend.name} at {id(self):#x}>"
-
-    def __del__(self) -> None:
-        try:
-            record = self._record
-        except AttributeError:  # pragma: no cover - half-built
-            return
-        if record.state == "paused" and not record.orphaned:
-            record.backend._handle_died(record, self)
-
-
 class ThreadJobs:
     """Per OS thread: the running job, the paused ones, closes waiting for a safe moment."""
 
-    __slots__ = ("ident", "running", "paused", "pending", "busy", "engine", "__weakref__")
+    __slots__ = ("__weakref__", "busy", "engine", "ident", "paused", "pending", "running")
 
     def __init__(self, ident: int) -> None:
         self.ident = ident
@@ -169,18 +134,20 @@ class ThreadJobs:
 class _ThreadSentinel:
     """Lives in a ``threading.local`` of the thread it watches; dies with that thread."""
 
-    __slots__ = ("backend", "ident", "__weakref__")
+    __slots__ = ("__weakref__", "backend", "ident", "pid")
 
     def __init__(self, backend: BackendBase, ident: int) -> None:
         self.backend = weakref.ref(backend)
         self.ident = ident
+        self.pid = os.getpid()
 
     def __del__(self) -> None:
         backend = self.backend()
-        # During interpreter finalisation CPython is itself deleting every thread
-        # state; touching any (ours included) would double-free. The process is
-        # exiting: leave the memory to it.
-        if backend is not None and not sys.is_finalizing():
+        # During interpreter finalisation, and in a child process right after
+        # fork(), CPython is itself deleting thread states (ours included): touching
+        # any would double-free. Finalisation leaves the memory to the exiting
+        # process; in a fork child, the after-fork hook forgets it.
+        if backend is not None and not sys.is_finalizing() and os.getpid() == self.pid:
             try:
                 backend._thread_exited(self.ident)
             except BaseException as exc:  # noqa: BLE001 - runs in thread teardown
@@ -191,14 +158,16 @@ class WaitCtxBase(abc.ABC):
     """What every ``WaitCtx`` shares: closed checks, users, ``with``, finalisation."""
 
     def __init__(self, backend: BackendBase) -> None:
-        self._backend = backend
+        self._backend: Any = backend
         self._closed = False
         #: jobs started with this context that have not finished
         self._users: Set[JobRecord] = set()
 
     @property
-    def backend(self) -> BackendBase:
-        return self._backend
+    def backend(self) -> Backend:
+        """The backend this context belongs to."""
+        backend: Backend = self._backend
+        return backend
 
     @property
     def closed(self) -> bool:
@@ -341,8 +310,22 @@ class BackendBase(abc.ABC):
         args: Any = None,
     ) -> StartResult:
         """Start a job (``job`` is None) or resume a paused one; see the contract."""
-        if job is not None and not isinstance(job, Job):
-            raise TypeError(f"job must be a Job handle or None, not {type(job).__name__}")
+        if job is not None:
+            if not isinstance(job, Job):
+                raise TypeError(f"job must be a Job handle or None, not {type(job).__name__}")
+            # the common case, checked cheaply: this thread resumes its own paused job
+            record: JobRecord = job._record
+            thread = self._threads.get(_get_ident())
+            if (
+                thread is not None
+                and thread.running is None
+                and record.state == "paused"
+                and record.owner == thread.ident
+                and record.backend is self
+                and not record.orphaned
+                and not self._engine_in_foreign_job()
+            ):
+                return self._drive(thread, record, job, False)
         _, running = self._current()
         if running is not None or self._engine_in_foreign_job():
             raise JobStateError("start_job() called from inside a running job")
@@ -353,7 +336,9 @@ class BackendBase(abc.ABC):
                 raise TypeError(f"func must be a callable taking one argument, not {type(func).__name__}")
             thread = self._thread()
             record = JobRecord(self, func, job_args(args), ctx, thread.ident)
-            return self._drive(thread, record, Job(record), fresh=True)
+            handle = Job(record)
+            record.handle_ref = weakref.ref(handle)
+            return self._drive(thread, record, handle, fresh=True)
         record = job._record
         if record.backend is not self:
             raise JobStateError(f"job belongs to the {record.backend.name!r} backend, not {self.name!r}")
@@ -373,13 +358,15 @@ class BackendBase(abc.ABC):
         ctx._check_open()
 
     def _drive(self, thread: ThreadJobs, record: JobRecord, handle: Job, fresh: bool) -> StartResult:
+        """Run ``record`` (start or resume) until it pauses or ends; the contract's result.
+
+        The hot path of every resume: kept to attribute writes, no allocation.
+        """
         thread.busy += 1
         try:
             record.trace = sys.gettrace()
             record.profile = sys.getprofile()
             record.state = "running"
-            record.handle = handle
-            thread.paused.pop(record, None)
             thread.running = record
             try:
                 if fresh:
@@ -395,31 +382,32 @@ class BackendBase(abc.ABC):
                         raise
                 else:
                     status = self._engine_resume(thread, record)
-                while status == Status.PAUSE and record.no_ctx_pause:
+                while status == _PAUSE and record.no_ctx_pause:
                     # the job paused with no wait context: C would crash on this
                     # resume; resume it at once and let its pause_job() raise
                     record.pause_error = True
                     status = self._engine_resume(thread, record)
             finally:
                 thread.running = None
-            return self._settle(thread, record, handle, status)
+            if status == _PAUSE:
+                record.state = "paused"
+                if fresh:
+                    thread.paused[record] = None  # unfinished jobs, in order of first pause
+                return (_PAUSE, handle, None)
+            return self._finished(thread, record, status)
         finally:
             thread.busy -= 1
-            if thread.busy == 0 and thread.pending and thread.running is None:
+            if thread.pending and not thread.busy and thread.running is None:
                 self._drain_pending(thread)
 
-    def _settle(self, thread: ThreadJobs, record: JobRecord, handle: Job, status: Status) -> StartResult:
-        if status == Status.PAUSE:
-            record.state = "paused"
-            record.handle = weakref.ref(handle)
-            thread.paused[record] = None
-            return (Status.PAUSE, handle, None)
+    def _finished(self, thread: ThreadJobs, record: JobRecord, status: Status) -> StartResult:
         record.state = "finished"
         record.handle = None
+        thread.paused.pop(record, None)
         if record.ctx is not None:
             record.ctx._users.discard(record)
-        if status != Status.FINISH:
-            return (Status(status), None, None)
+        if status != _FINISH:
+            return (STATUSES[status], None, None)
         exc, record.exception = record.exception, None
         value, record.value = record.value, None
         if exc is not None:
@@ -427,26 +415,26 @@ class BackendBase(abc.ABC):
                 raise exc
             finally:
                 del exc
-        return (Status.FINISH, None, job_result(value))
+        return (_FINISH, None, job_result(value))
 
     def pause_job(self) -> bool:
         """Pause the running job until it is resumed; ``True`` at once outside a job."""
-        thread, record = self._current()
+        thread = self._threads.get(_get_ident())
+        record = thread.running if thread is not None else None
         if record is None or thread is None:
-            return True
+            thread, record = self._current()  # a backend whose jobs run on other threads
+            if record is None or thread is None:
+                return True
         if record.cancelled:
             raise JobCancelled()
-        record.no_ctx_pause = record.ctx is None
-        try:
-            self._engine_pause(thread, record)
-        finally:
-            record.no_ctx_pause = False
+        self._engine_pause(thread, record)
         if record.pause_error:
             record.pause_error = False
             raise JobStateError("pause_job() in a job that was started without a WaitCtx")
         if record.cancelled:
             raise JobCancelled()
-        _sync_tracers(record)
+        if sys.gettrace() is not record.trace or sys.getprofile() is not record.profile:
+            _sync_tracers(record)
         return True
 
     def get_current_job(self) -> Optional[Job]:
@@ -454,16 +442,16 @@ class BackendBase(abc.ABC):
         _, record = self._current()
         if record is None:
             return None
-        handle = record.handle
-        if isinstance(handle, weakref.ref):  # pragma: no cover - running jobs hold it strongly
-            handle = handle()
-        return handle  # type: ignore[no-any-return]
+        # while a job runs, its caller's start_job (or the finaliser that
+        # resurrected it) holds the handle, so the weak reference is alive
+        ref = record.handle_ref
+        return ref() if ref is not None else None
 
     def get_wait_ctx(self, job: Job) -> Any:
         """The job's ``WaitCtx``; ``None`` once it has finished (C returns NULL)."""
         if not isinstance(job, Job):
             raise TypeError(f"job must be a Job handle, not {type(job).__name__}")
-        record = job._record
+        record: JobRecord = job._record
         if record.backend is not self:
             raise JobStateError(f"job belongs to the {record.backend.name!r} backend, not {self.name!r}")
         if record.state == "finished":
@@ -518,9 +506,8 @@ class BackendBase(abc.ABC):
     def _cancel(self, thread: ThreadJobs, record: JobRecord, handle: Optional[Job]) -> None:
         record.cancelled = True
         if handle is None:
-            ref = record.handle
-            handle = ref() if isinstance(ref, weakref.ref) else ref
-        if handle is None:
+            handle = record.handle or (record.handle_ref() if record.handle_ref is not None else None)
+        if handle is None:  # pragma: no cover - finalisers resurrect the handle first
             handle = Job(record)
         try:
             status, _, _ = self._drive(thread, record, handle, fresh=False)

@@ -25,7 +25,7 @@ from ._base import WaitCtxBase
 if TYPE_CHECKING:
     from .openssl import OpenSSLBackend
 
-__all__ = ["OpenSSLWaitCtx", "ForeignCallback"]
+__all__ = ["ForeignCallback", "OpenSSLWaitCtx"]
 
 _tokens = itertools.count(1)
 
@@ -53,8 +53,7 @@ class _Tables:
 def _make_thunks(tables: _Tables) -> tuple[Any, Any]:
     entries, callbacks, freeing, report = tables.entries, tables.callbacks, tables.freeing, report_unraisable
 
-    @ASYNC_cleanup_fn
-    def cleanup_thunk(ctx_ptr: Any, key_ptr: Any, fd: int, data_ptr: Any) -> None:
+    def cleanup(ctx_ptr: Any, key_ptr: Any, fd: int, data_ptr: Any) -> None:
         entry = entries.pop(data_ptr or 0, None)
         if entry is None or entry.cleanup is None:
             return
@@ -63,20 +62,19 @@ def _make_thunks(tables: _Tables) -> tuple[Any, Any]:
         except BaseException as exc:  # noqa: BLE001 - must not unwind through C
             report(exc, "Exception ignored in WaitCtx cleanup function", entry.cleanup)
 
-    @ASYNC_callback_fn
-    def callback_thunk(arg_ptr: Any) -> int:
+    def callback(arg_ptr: Any) -> int:
         found = callbacks.get(arg_ptr or 0)
         if found is None:
             return 0
-        callback, arg = found
+        fn, arg = found
         try:
-            result = callback(arg)
+            result = fn(arg)
         except BaseException as exc:  # noqa: BLE001 - must not unwind through C
-            report(exc, "Exception ignored in WaitCtx callback", callback)
+            report(exc, "Exception ignored in WaitCtx callback", fn)
             return 0
         return int(result) if isinstance(result, int) else 1
 
-    return cleanup_thunk, callback_thunk
+    return ASYNC_cleanup_fn(cleanup), ASYNC_callback_fn(callback)
 
 
 _tables = _Tables()

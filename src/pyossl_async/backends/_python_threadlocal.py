@@ -28,7 +28,7 @@ import sys
 import threading
 from typing import Any, Dict, List, Optional
 
-__all__ = ["ThreadLocalScrubber", "SUPPORTED"]
+__all__ = ["SUPPORTED", "ThreadLocalScrubber"]
 
 _PREFIX = "thread.local."
 _REPR_KEY = "Py_Repr"

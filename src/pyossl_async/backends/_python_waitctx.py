@@ -39,7 +39,7 @@ __all__ = ["PythonWaitCtx"]
 class _FdEntry:
     """One ``struct fd_lookup_st``: the list node C allocates per ``set_wait_fd``."""
 
-    __slots__ = ("key", "fd", "custom_data", "cleanup", "add", "dele")
+    __slots__ = ("add", "cleanup", "custom_data", "dele", "fd", "key")
 
     def __init__(
         self, key: Hashable, fd: int, custom_data: Any, cleanup: Optional[Callable[..., Any]]

@@ -32,7 +32,7 @@ from typing import Any, Dict, Optional, Protocol
 from .._unraisable import report_unraisable
 from ._python_threadlocal import ThreadLocalScrubber
 
-__all__ = ["Worker", "JobBody", "WorkerStartError"]
+__all__ = ["JobBody", "Worker", "WorkerStartError"]
 
 _allocate_lock = threading.Lock
 
@@ -67,22 +67,22 @@ class Worker:
     """
 
     __slots__ = (
-        "ident",
-        "owner",
-        "record",
+        "__weakref__",
+        "_back",
+        "_done",
+        "_go",
+        "_grant",
+        "_registry",
+        "_scrubber",
+        "_stopping",
+        "_thread",
+        "detached",
         "finished",
+        "ident",
         "interrupt",
         "orphaned",
-        "detached",
-        "_go",
-        "_back",
-        "_grant",
-        "_done",
-        "_stopping",
-        "_registry",
-        "_thread",
-        "_scrubber",
-        "__weakref__",
+        "owner",
+        "record",
     )
 
     def __init__(self, owner: Any, registry: Dict[int, Worker], name: str) -> None:

@@ -7,6 +7,7 @@ policy on top and maps OpenSSL's per-thread functions one to one.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Optional
 
 from .._constants import Status
@@ -14,7 +15,7 @@ from .._errors import ErrorEntry
 from .._libcrypto import LibCrypto, drain_errors
 from .._native._runner import JobRunner, NativeSupport
 from .._validate import size_t
-from ._base import BackendBase, JobRecord, ThreadJobs
+from ._base import STATUSES, BackendBase, JobRecord, ThreadJobs
 from ._openssl_waitctx import OpenSSLWaitCtx
 
 __all__ = ["OpenSSLBackend"]
@@ -109,18 +110,30 @@ class OpenSSLBackend(BackendBase):
         return self._status(status)
 
     def _engine_resume(self, thread: ThreadJobs, record: JobRecord) -> Status:
-        return self._status(self._runner(thread).resume(record.engine))
+        status: int = thread.engine.resume(record.engine)  # started on this thread: its runner exists
+        if status < Status.PAUSE:
+            self.last_errors = drain_errors(self.crypto)
+        return STATUSES[status]
 
     def _engine_pause(self, thread: ThreadJobs, record: JobRecord) -> None:
-        thread.engine.pause()
+        thread.engine._pause()  # ASYNC_pause_job: back when resumed, at once if blocked
 
     def _engine_in_foreign_job(self) -> bool:
+        native = self.native
+        if native is not None:
+            return bool(native.fast_current_job())
         return bool(self.crypto.ASYNC_get_current_job())
 
     def _status(self, status: int) -> Status:
-        if status in (Status.ERR, Status.NO_JOBS):
+        if status < Status.PAUSE:
             self.last_errors = drain_errors(self.crypto)
-        return Status(status)
+        return STATUSES[status]
+
+    def _after_fork_in_child(self) -> None:
+        thread = self._threads.get(threading.get_ident())
+        if thread is not None and thread.running is not None and thread.engine is not None:
+            thread.engine.forked_inside_job = True
+        super()._after_fork_in_child()
 
     def _engine_thread_exited(self, thread: ThreadJobs) -> None:
         runner = thread.engine

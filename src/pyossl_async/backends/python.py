@@ -42,7 +42,7 @@ _get_ident = threading.get_ident
 class _Pool:
     """``async_pool``: idle workers (LIFO), how many this pool created, its limit."""
 
-    __slots__ = ("idle", "curr_size", "max_size")
+    __slots__ = ("curr_size", "idle", "max_size")
 
     def __init__(self, max_size: int) -> None:
         self.idle: List[Worker] = []
@@ -53,7 +53,7 @@ class _Pool:
 class _DriverState:
     """OpenSSL's per-thread async state, for one driving thread (``ThreadJobs.engine``)."""
 
-    __slots__ = ("pool", "blocked", "interrupt")
+    __slots__ = ("blocked", "interrupt", "pool")
 
     def __init__(self) -> None:
         self.pool: Optional[_Pool] = None

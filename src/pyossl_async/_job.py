@@ -1,0 +1,69 @@
+"""The job handle both backends hand out (``pyossl_async.Job``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from typing import Literal
+
+    from ._protocol import Backend, WaitCtx
+
+    JobStateName = Literal["running", "paused", "finished"]
+else:
+    JobStateName = str
+
+__all__ = ["Job", "JobStateName"]
+
+
+class Job:
+    """An opaque job handle. Compares by identity.
+
+    ``start_job`` returns it when the job pauses, and ``get_current_job()`` returns
+    the same object inside the job. Dropping the last reference to a paused job
+    unwinds it (``JobCancelled`` inside), like closing a generator.
+    """
+
+    __slots__ = ("__weakref__", "_record")
+
+    def __init__(self, record: Any) -> None:
+        # a backends._base.JobRecord; typed loosely to keep this module import-free
+        self._record = record
+
+    @property
+    def wait_ctx(self) -> Optional[WaitCtx]:
+        """The ``WaitCtx`` the job was started with (``None`` if it was started without)."""
+        ctx: Optional[WaitCtx] = self._record.ctx
+        return ctx
+
+    @property
+    def backend(self) -> Backend:
+        backend: Backend = self._record.backend
+        return backend
+
+    @property
+    def state(self) -> JobStateName:
+        """``"running"``, ``"paused"`` or ``"finished"``."""
+        state: JobStateName = self._record.state
+        return state
+
+    def close(self) -> None:
+        """Unwind a paused job: its ``pause_job()`` raises ``JobCancelled``.
+
+        Does nothing for a finished job. Raises ``JobStateError`` for a running
+        job, from another thread, or from inside another job. An exception other
+        than ``JobCancelled`` that the job raises while unwinding propagates.
+        """
+        self._record.backend._close(self._record, self)
+
+    def __repr__(self) -> str:
+        r = self._record
+        return f"<pyossl_async.Job {r.state} backend={r.backend.name} at {id(self):#x}>"
+
+    def __del__(self) -> None:
+        try:
+            record = self._record
+        except AttributeError:  # pragma: no cover - half-built
+            return
+        if record.state == "paused" and not record.orphaned:
+            record.backend._handle_died(record, self)
