@@ -1,12 +1,6 @@
-"""Bugs found in the backends while writing the drivers (issue 5), shown by tests.
-
-They are marked ``xfail(strict=True)`` where they fail, so the suite stays green
-and the marker has to go once the bug is fixed (a strict xfail that passes fails).
-"""
+"""Regression tests for bugs found in the backends while writing the drivers (issue 5)."""
 
 from __future__ import annotations
-
-import sys
 
 import pytest
 
@@ -16,12 +10,6 @@ from .conftest import run_isolated
 
 
 @pytest.mark.subprocess
-@pytest.mark.xfail(
-    sys.version_info < (3, 12),
-    strict=True,
-    reason="_base._sync_tracers re-installs sys.getprofile() with sys.setprofile(); "
-    "cProfile's profiler object is not callable (3.9-3.11), so every job fails to start",
-)
 @pytest.mark.parametrize("name", ["openssl", "python"])
 def test_a_job_started_under_cprofile_runs(name: str) -> None:
     """Profiling a program that runs jobs must not break the jobs (contract: profilers see job code)."""
