@@ -6,7 +6,23 @@ from typing import Any, Callable, Hashable
 
 from ._constants import C_INT_MAX, C_INT_MIN, SIZE_MAX
 
-__all__ = ["c_int", "callable_or_none", "hashable_key", "job_args", "job_result", "size_t"]
+__all__ = [
+    "MAX_INIT_SIZE",
+    "c_int",
+    "callable_or_none",
+    "hashable_key",
+    "init_size_limit",
+    "job_args",
+    "job_result",
+    "size_t",
+]
+
+#: The most jobs ``init_thread`` pre-creates. OpenSSL creates all ``init_size`` jobs
+#: at once, each with its own stack: 3.0/3.1 ``malloc`` 32 KiB per stack with no
+#: limit, so ``init_thread(2**63, 2**31 - 1)`` ran the machine out of memory until
+#: the kernel killed the process; the python backend starts a thread per job. A
+#: process can hold about 30,000 paused jobs anyway (README, Limits).
+MAX_INIT_SIZE = 1 << 15
 
 
 def _integer(value: Any, what: str) -> int:
@@ -32,6 +48,19 @@ def size_t(value: Any, what: str) -> int:
     if v > SIZE_MAX:
         raise OverflowError(f"{what} {v} is out of range for a C size_t")
     return v
+
+
+def init_size_limit(max_size: int, init_size: int) -> None:
+    """Refuse to pre-create more than ``MAX_INIT_SIZE`` jobs (ValueError).
+
+    Only where OpenSSL would pre-create them (``init_size <= max_size``): every
+    size OpenSSL refuses with 0 still gives ``False``.
+    """
+    if max_size >= init_size > MAX_INIT_SIZE:
+        raise ValueError(
+            f"init_size {init_size} is above {MAX_INIT_SIZE}, the most jobs init_thread() pre-creates "
+            f"(each holds a stack; more would exhaust memory)"
+        )
 
 
 def job_result(value: Any) -> int:

@@ -14,7 +14,7 @@ from .._constants import Status
 from .._errors import ErrorEntry
 from .._libcrypto import LibCrypto, drain_errors
 from .._native._runner import JobRunner, NativeSupport
-from .._validate import size_t
+from .._validate import init_size_limit, size_t
 from ._base import STATUSES, BackendBase, JobRecord, ThreadJobs
 from ._openssl_waitctx import OpenSSLWaitCtx
 
@@ -63,6 +63,7 @@ class OpenSSLBackend(BackendBase):
     def init_thread(self, max_size: int = 0, init_size: int = 0) -> bool:
         max_size = size_t(max_size, "max_size")
         init_size = size_t(init_size, "init_size")
+        init_size_limit(max_size, init_size)
         ok = bool(self.crypto.ASYNC_init_thread(max_size, init_size))
         if not ok:
             self.last_errors = drain_errors(self.crypto)

@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional, cast
 
 from .._constants import Status
 from .._errors import JobStateError
-from .._validate import size_t
+from .._validate import init_size_limit, size_t
 from ._base import BackendBase, Job, JobRecord, ThreadJobs
 from ._python_threadlocal import SUPPORTED as THREADLOCAL_ISOLATION
 from ._python_waitctx import PythonWaitCtx
@@ -138,6 +138,7 @@ class PythonBackend(BackendBase):
         init_size = size_t(init_size, "init_size")
         if init_size > max_size:  # also init_thread(0, n > 0): 0 is "unlimited" only later
             return False
+        init_size_limit(max_size, init_size)
         thread, state = self._driver()
         pool = _Pool(max_size)
         while init_size:
