@@ -48,3 +48,81 @@ def test_huge_init_size_is_refused_not_preallocated(name: str) -> None:
         timeout=120,
     )
     assert proc.stdout.strip() == "ok"
+
+
+WAITCTX_CLOSED_BY_A_HOOK = """
+import gc
+import pyossl_async as pa
+b = pa.get_backend({name!r})
+cleaned = []
+
+
+class ClosingInt(int):
+    '''An fd or status whose __int__ closes the context it is being passed to.'''
+
+    ctx = None
+
+    def __int__(self):
+        self.ctx.close()
+        return 5
+
+
+class ClosingKey:
+    '''A key whose __hash__ closes the context it is being used with.'''
+
+    ctx = None
+
+    def __hash__(self):
+        if self.ctx is not None:
+            self.ctx.close()
+        return 1
+
+    def __eq__(self, other):
+        return self is other
+
+
+def fresh():
+    ctx = b.WaitCtx()
+    ctx.set_wait_fd("old", 3, None, lambda c, k, fd, d: cleaned.append(fd))
+    return ctx
+
+
+calls = [
+    lambda ctx, hook: ctx.set_wait_fd("k", hook, None, lambda c, k, fd, d: cleaned.append(fd)),
+    lambda ctx, hook: ctx.set_status(hook),
+    lambda ctx, key: ctx.set_wait_fd(key, 4),
+    lambda ctx, key: ctx.get_fd(key),
+    lambda ctx, key: ctx.clear_fd(key),
+]
+for i, call in enumerate(calls):
+    ctx = fresh()
+    hook = ClosingInt(5) if i < 2 else ClosingKey()
+    hook.ctx = ctx
+    try:
+        call(ctx, hook)
+    except pa.WaitCtxClosedError:
+        pass
+    else:
+        raise AssertionError(f"call {{i}} on a context its own argument closed did not raise")
+    assert ctx.closed
+    hook.ctx = None
+    del ctx, hook
+    gc.collect()
+# every context's live fd was cleaned up exactly once, none of the refused ones
+assert cleaned == [3] * len(calls), cleaned
+print("ok")
+"""
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("name", ["openssl", "python"])
+def test_waitctx_closed_by_its_own_argument_is_not_used_after_free(name: str) -> None:
+    """``set_wait_fd(key, fd)`` where ``fd.__int__`` (or ``key.__hash__``) closes the
+    context passed ``NULL`` to ``ASYNC_WAIT_CTX_set_wait_fd``: SIGSEGV (found by the
+    fuzzer). A close that comes while a method runs is now deferred until it returns,
+    and the method re-checks for a close right before it calls C.
+    """
+    if name not in pa.available_backends():
+        pytest.skip(f"{name} unavailable")
+    proc = run_isolated(WAITCTX_CLOSED_BY_A_HOOK.format(name=name), check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr

@@ -100,9 +100,23 @@ class ForeignCallback:
 
 
 class OpenSSLWaitCtx(WaitCtxBase):
-    """An ``ASYNC_WAIT_CTX`` (see the contract's WaitCtx section)."""
+    """An ``ASYNC_WAIT_CTX`` (see the contract's WaitCtx section).
+
+    Python code can run in the middle of every method: a key's ``__hash__`` or
+    ``__eq__``, an fd's ``__int__``, a finaliser the collector runs at any
+    allocation, another thread at any bytecode boundary. Any of them may close
+    this context. So each method counts itself in ``_in_use`` while it runs; a
+    ``close()`` meanwhile marks the context closed at once but defers
+    ``ASYNC_WAIT_CTX_free`` until the last method in flight returns, and each
+    method checks for a close again right before it calls C. The C pointer is
+    never used after it was freed.
+    """
 
     def __init__(self, backend: OpenSSLBackend) -> None:
+        #: methods of this context running now (nested through hooks, or on other threads)
+        self._in_use = 0
+        #: close() came while a method ran: free when the last one returns
+        self._free_deferred = False
         super().__init__(backend)
         self._lib = backend.crypto
         self._ptr: int = self._lib.ASYNC_WAIT_CTX_new().value
@@ -111,6 +125,17 @@ class OpenSSLWaitCtx(WaitCtxBase):
         self._live: Dict[int, List[int]] = {}
         self._callback_token = 0
         self._tables = _tables  # close() may run while modules are torn down
+
+    def _done(self) -> None:
+        """A method is done with the C pointer: free it if a close came meanwhile.
+
+        Every method counts itself in before its first closed check, so a close
+        either happened before (the check raises) or is deferred until here.
+        """
+        self._in_use -= 1
+        if self._free_deferred and not self._in_use:
+            self._free_deferred = False
+            self._free_now()
 
     @property
     def address(self) -> int:
@@ -125,117 +150,173 @@ class OpenSSLWaitCtx(WaitCtxBase):
         custom_data: Any = None,
         cleanup: Optional[Callable[..., Any]] = None,
     ) -> bool:
-        self._check_open()
-        hashable_key(key)
-        fd = check_c_int(fd, "fd")
-        callable_or_none(cleanup, "cleanup")
-        key_token = self._key_tokens.get(key)
-        if key_token is None:
-            key_token = self._key_tokens[key] = next(_tokens)
-        data_token = next(_tokens)
-        _entries[data_token] = _FdEntry(key, key_token, custom_data, cleanup)
+        self._in_use += 1
         try:
-            self._lib.ASYNC_WAIT_CTX_set_wait_fd(
-                self._ptr, key_token, fd, data_token, _CLEANUP if cleanup is not None else None
-            )
-        except BaseException:
-            del _entries[data_token]
-            if not self._live.get(key_token):
-                self._key_tokens.pop(key, None)
-            raise
-        self._live.setdefault(key_token, []).append(data_token)
-        return True
+            self._check_open()
+            hashable_key(key)
+            fd = check_c_int(fd, "fd")
+            callable_or_none(cleanup, "cleanup")
+            key_token = self._key_tokens.get(key)
+            if key_token is None:
+                key_token = self._key_tokens[key] = next(_tokens)
+            data_token = next(_tokens)
+            _entries[data_token] = _FdEntry(key, key_token, custom_data, cleanup)
+            try:
+                self._check_open()  # the hooks above may have closed it
+                self._lib.ASYNC_WAIT_CTX_set_wait_fd(
+                    self._ptr, key_token, fd, data_token, _CLEANUP if cleanup is not None else None
+                )
+            except BaseException:
+                del _entries[data_token]
+                if not self._live.get(key_token):
+                    self._key_tokens.pop(key, None)
+                raise
+            self._live.setdefault(key_token, []).append(data_token)
+            return True
+        finally:
+            self._done()
 
     def get_fd(self, key: Hashable) -> Optional[tuple[int, Any]]:
-        self._check_open()
-        hashable_key(key)
-        key_token = self._key_tokens.get(key)
-        if key_token is None:
-            return None
-        fd = c_int()
-        data = c_void_p()
-        if not self._lib.ASYNC_WAIT_CTX_get_fd(self._ptr, key_token, byref(fd), byref(data)):
-            return None
-        entry = _entries.get(data.value or 0)
-        return (fd.value, entry.custom_data if entry is not None else data.value)
+        self._in_use += 1
+        try:
+            self._check_open()
+            hashable_key(key)
+            self._check_open()  # the key's __hash__ may have closed it
+            key_token = self._key_tokens.get(key)
+            if key_token is None:
+                return None
+            fd = c_int()
+            data = c_void_p()
+            self._check_open()
+            if not self._lib.ASYNC_WAIT_CTX_get_fd(self._ptr, key_token, byref(fd), byref(data)):
+                return None
+            entry = _entries.get(data.value or 0)
+            return (fd.value, entry.custom_data if entry is not None else data.value)
+        finally:
+            self._done()
 
     def get_all_fds(self) -> List[int]:
-        self._check_open()
-        n = c_size_t()
-        self._lib.ASYNC_WAIT_CTX_get_all_fds(self._ptr, None, byref(n))
-        if not n.value:
-            return []
-        fds = (c_int * n.value)()
-        self._lib.ASYNC_WAIT_CTX_get_all_fds(self._ptr, fds, byref(n))
-        return list(fds[: n.value])
+        self._in_use += 1
+        try:
+            self._check_open()
+            n = c_size_t()
+            self._lib.ASYNC_WAIT_CTX_get_all_fds(self._ptr, None, byref(n))
+            if not n.value:
+                return []
+            fds = (c_int * n.value)()
+            self._check_open()
+            self._lib.ASYNC_WAIT_CTX_get_all_fds(self._ptr, fds, byref(n))
+            return list(fds[: n.value])
+        finally:
+            self._done()
 
     def get_changed_fds(self) -> tuple[List[int], List[int]]:
-        self._check_open()
-        nadd, ndel = c_size_t(), c_size_t()
-        lib = self._lib
-        lib.ASYNC_WAIT_CTX_get_changed_fds(self._ptr, None, byref(nadd), None, byref(ndel))
-        if not nadd.value and not ndel.value:
-            return [], []
-        add = (c_int * max(nadd.value, 1))()
-        dele = (c_int * max(ndel.value, 1))()
-        lib.ASYNC_WAIT_CTX_get_changed_fds(self._ptr, add, byref(nadd), dele, byref(ndel))
-        return list(add[: nadd.value]), list(dele[: ndel.value])
+        self._in_use += 1
+        try:
+            self._check_open()
+            nadd, ndel = c_size_t(), c_size_t()
+            lib = self._lib
+            lib.ASYNC_WAIT_CTX_get_changed_fds(self._ptr, None, byref(nadd), None, byref(ndel))
+            if not nadd.value and not ndel.value:
+                return [], []
+            add = (c_int * max(nadd.value, 1))()
+            dele = (c_int * max(ndel.value, 1))()
+            self._check_open()
+            lib.ASYNC_WAIT_CTX_get_changed_fds(self._ptr, add, byref(nadd), dele, byref(ndel))
+            return list(add[: nadd.value]), list(dele[: ndel.value])
+        finally:
+            self._done()
 
     def clear_fd(self, key: Hashable) -> bool:
-        self._check_open()
-        hashable_key(key)
-        key_token = self._key_tokens.get(key)
-        if key_token is None:
-            return False
-        if not self._lib.ASYNC_WAIT_CTX_clear_fd(self._ptr, key_token):
-            return False
-        live = self._live.get(key_token)
-        if live:
-            _entries.pop(live.pop(), None)  # C clears the newest live entry
-        if not live:
-            self._live.pop(key_token, None)
-            self._key_tokens.pop(key, None)
-        return True
+        self._in_use += 1
+        try:
+            self._check_open()
+            hashable_key(key)
+            self._check_open()  # the key's __hash__ may have closed it
+            key_token = self._key_tokens.get(key)
+            if key_token is None:
+                return False
+            self._check_open()
+            if not self._lib.ASYNC_WAIT_CTX_clear_fd(self._ptr, key_token):
+                return False
+            live = self._live.get(key_token)
+            if live:
+                _entries.pop(live.pop(), None)  # C clears the newest live entry
+            if not live:
+                self._live.pop(key_token, None)
+                self._key_tokens.pop(key, None)
+            return True
+        finally:
+            self._done()
 
     def set_callback(self, callback: Optional[Callable[[Any], Any]], arg: Any = None) -> bool:
-        self._check_open()
-        callable_or_none(callback, "callback")
-        old = self._callback_token
-        token = next(_tokens)
-        if callback is not None:
-            _callbacks[token] = (callback, arg)
-        self._lib.ASYNC_WAIT_CTX_set_callback(
-            self._ptr, _CALLBACK if callback is not None else None, token
-        )
-        self._callback_token = token
-        _callbacks.pop(old, None)
-        return True
+        self._in_use += 1
+        try:
+            self._check_open()
+            callable_or_none(callback, "callback")
+            old = self._callback_token
+            token = next(_tokens)
+            if callback is not None:
+                _callbacks[token] = (callback, arg)
+            try:
+                self._check_open()
+                self._lib.ASYNC_WAIT_CTX_set_callback(
+                    self._ptr, _CALLBACK if callback is not None else None, token
+                )
+            except BaseException:
+                _callbacks.pop(token, None)
+                raise
+            self._callback_token = token
+            _callbacks.pop(old, None)
+            return True
+        finally:
+            self._done()
 
     def get_callback(self) -> Optional[tuple[Callable[[Any], Any], Any]]:
-        self._check_open()
-        cb, arg = c_void_p(), c_void_p()
-        if not self._lib.ASYNC_WAIT_CTX_get_callback(self._ptr, byref(cb), byref(arg)):
-            return None
-        if cb.value == _CALLBACK:
-            found = _callbacks.get(arg.value or 0)
-            if found is not None:
-                return found
-        return (ForeignCallback(cb.value or 0), arg.value)
+        self._in_use += 1
+        try:
+            self._check_open()
+            cb, arg = c_void_p(), c_void_p()
+            if not self._lib.ASYNC_WAIT_CTX_get_callback(self._ptr, byref(cb), byref(arg)):
+                return None
+            if cb.value == _CALLBACK:
+                found = _callbacks.get(arg.value or 0)
+                if found is not None:
+                    return found
+            return (ForeignCallback(cb.value or 0), arg.value)
+        finally:
+            self._done()
 
     def set_status(self, status: int) -> bool:
-        self._check_open()
-        self._lib.ASYNC_WAIT_CTX_set_status(self._ptr, check_c_int(status, "status"))
-        return True
+        self._in_use += 1
+        try:
+            self._check_open()
+            status = check_c_int(status, "status")
+            self._check_open()
+            self._lib.ASYNC_WAIT_CTX_set_status(self._ptr, status)
+            return True
+        finally:
+            self._done()
 
     def get_status(self) -> int:
-        self._check_open()
-        value = int(self._lib.ASYNC_WAIT_CTX_get_status(self._ptr))
+        self._in_use += 1
+        try:
+            self._check_open()
+            value = int(self._lib.ASYNC_WAIT_CTX_get_status(self._ptr))
+        finally:
+            self._done()
         try:
             return WaitStatus(value)
         except ValueError:
             return value
 
     def _free(self) -> None:
+        if self._in_use:
+            self._free_deferred = True  # a method still uses the pointer: it frees on return
+            return
+        self._free_now()
+
+    def _free_now(self) -> None:
         ptr, self._ptr = self._ptr, 0
         tables = self._tables
         tables.freeing[ptr] = self

@@ -82,6 +82,7 @@ class PythonWaitCtx(WaitCtxBase):
         hashable_key(key)
         fd = check_c_int(fd, "fd")
         callable_or_none(cleanup, "cleanup")
+        self._check_open()  # the key's __hash__ or the fd's __int__ may have closed it
         entry = _FdEntry(key, fd, custom_data, cleanup)
         self._live.setdefault(key, []).append(entry)
         self._fds.append(entry)
@@ -92,6 +93,7 @@ class PythonWaitCtx(WaitCtxBase):
         """``(fd, custom_data)`` of the newest live entry for ``key``; ``None`` if there is none."""
         self._check_open()
         hashable_key(key)
+        self._check_open()  # the key's __hash__ may have closed it
         live = self._live.get(key)
         if not live:
             return None
@@ -119,6 +121,7 @@ class PythonWaitCtx(WaitCtxBase):
         """Clear the newest live entry for ``key`` (no cleanup call); ``False`` if there is none."""
         self._check_open()
         hashable_key(key)
+        self._check_open()  # the key's __hash__ may have closed it
         live = self._live.get(key)
         if not live:
             return False
@@ -170,7 +173,9 @@ class PythonWaitCtx(WaitCtxBase):
     def set_status(self, status: int) -> bool:
         """Store any C ``int``, unvalidated as in C; ``True``."""
         self._check_open()
-        self._status = check_c_int(status, "status")
+        status = check_c_int(status, "status")
+        self._check_open()  # an int subclass's __int__ may have closed it
+        self._status = status
         return True
 
     def get_status(self) -> int:
