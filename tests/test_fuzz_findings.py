@@ -126,3 +126,68 @@ def test_waitctx_closed_by_its_own_argument_is_not_used_after_free(name: str) ->
         pytest.skip(f"{name} unavailable")
     proc = run_isolated(WAITCTX_CLOSED_BY_A_HOOK.format(name=name), check=False)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("name", ["openssl", "python"])
+def test_waitctx_closed_while_a_job_is_being_started(name: str) -> None:
+    """``start_job(None, ctx, job, args)`` where the args' ``__buffer__`` (3.12+) or a
+    finaliser closes ``ctx`` after ``start_job`` checked it: the job ran with a NULL
+    wait ctx and the process crashed (SIGSEGV) when it paused and was resumed.
+    """
+    if name not in pa.available_backends():
+        pytest.skip(f"{name} unavailable")
+    proc = run_isolated(
+        f"""
+        import gc, sys
+        import pyossl_async as pa
+        b = pa.get_backend({name!r})
+        ran = []
+
+        def job(arg):
+            ran.append(arg)
+            b.pause_job()
+            return 1
+
+        class Buf:  # a bytes-like object written in Python (3.12+: __buffer__)
+            def __init__(self, ctx):
+                self.ctx = ctx
+            def __buffer__(self, flags):
+                self.ctx.close()
+                return memoryview(b"abc")
+
+        class Closer:  # collected in a cycle, whenever the collector runs
+            def __init__(self, ctx):
+                self.ctx, self.me = ctx, self
+            def __del__(self):
+                self.ctx.close()
+
+        def closing_gc(ctx):
+            # a collection at the next allocation closes ctx: inside start_job
+            Closer(ctx)
+            gc.set_threshold(1)
+
+        cases = [closing_gc]
+        if sys.version_info >= (3, 12):
+            cases.append(lambda ctx: Buf(ctx))
+        for make in cases:
+            ctx = b.WaitCtx()
+            args = make(ctx)
+            try:
+                status, h, _ = b.start_job(None, ctx, job, args)
+            except pa.WaitCtxClosedError:
+                pass
+            else:
+                gc.set_threshold(700)
+                if ctx.closed:  # the close came after the job had the ctx: it must be refused
+                    raise AssertionError("ctx closed under a running job")
+                assert b.start_job(h, None, None) == (pa.FINISH, None, 1)
+                ctx.close()
+            gc.set_threshold(700)
+            assert ctx.closed
+        assert b.start_job(None, None, lambda a: 2) == (pa.FINISH, None, 2)
+        print("ok", ran)
+        """,
+        check=False,
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("ok"), proc.stdout + proc.stderr

@@ -376,9 +376,13 @@ class BackendBase(abc.ABC):
             thread.running = record
             try:
                 if fresh:
-                    if record.ctx is not None:
-                        record.ctx._users.add(record)  # closing it now would free it under the job
                     try:
+                        if record.ctx is not None:
+                            record.ctx._users.add(record)  # closing it now would free it under the job
+                            if record.ctx._closed:
+                                # closed after start_job checked it: by the args' __buffer__, or
+                                # a finaliser the collector ran; C would get a NULL wait ctx
+                                raise WaitCtxClosedError("the WaitCtx was closed while the job was being started")
                         status = self._engine_start(thread, record)
                     except BaseException:
                         # the engine could not start it (no memory, no machinery)
