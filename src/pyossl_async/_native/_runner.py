@@ -298,15 +298,25 @@ class JobRunner:
     def start(self, body: JobBody, wait_ctx_address: int) -> tuple[int, Optional[Execution]]:
         """Start ``body`` in a new OpenSSL job; the status and, on PAUSE, its execution."""
         unit: Optional[_NestedUnit] = None
-        if self._openssl_entry is not None:
-            func = address_of(self._openssl_entry)
-        else:
-            unit = self.units.pop() if self.units else _NestedUnit(self)
+        try:
+            if self._openssl_entry is not None:
+                func = address_of(self._openssl_entry)
+            else:
+                unit = self.units.pop() if self.units else _NestedUnit(self)
+                func = unit.func_address
+            tstate = self.tstates.get()
+        except MemoryError:
+            # No stack (mmap failed) or thread state for a new job: for OpenSSL a job
+            # that cannot be created is ASYNC_NO_JOBS (so it is with its own stacks
+            # on 3.2+, and in the python backend when no thread can be started).
+            if unit is not None:
+                self.units.append(unit)
+            return ASYNC_NO_JOBS, None
+        if unit is not None:
             unit.arm()
-            func = unit.func_address
         slot = self.slots.pop() if self.slots else _JobSlot()
         slot.var.value = None
-        ex = Execution(body, self.tstates.get(), unit, slot)
+        ex = Execution(body, tstate, unit, slot)
         cells = self._cells
         cells[0] = slot.address
         cells[1] = wait_ctx_address

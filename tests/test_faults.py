@@ -1,0 +1,89 @@
+"""Faults (issue 7, item 2): signals, MemoryError and RecursionError in jobs, failing
+cleanup functions, threads that exit with paused jobs, fork(), interpreter exit.
+
+Each scenario runs in a child interpreter (``run_isolated``: faulthandler on, a crash
+fails the test with the child's native traceback) and checks, besides its own
+outcome, that the backend still works afterwards. What is already covered elsewhere
+is not repeated: GC'd paused jobs and atexit unwinding (test_cancel), interrupted
+handoffs of the python backend (test_python_backend), fork inside a job
+(test_fork), a paused job across fork (test_openssl_native).
+"""
+
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict
+
+import pytest
+
+import pyossl_async as pa
+
+from .conftest import run_isolated
+
+NAMES = ["openssl", "python"]
+
+
+def _require(name: str) -> None:
+    if name not in pa.available_backends():
+        pytest.skip(f"{name} unavailable")
+
+
+def _result(proc: Any) -> Dict[str, Any]:
+    """The JSON line a child prints last."""
+    last = proc.stdout.strip().splitlines()[-1]
+    out: Dict[str, Any] = json.loads(last)
+    return out
+
+
+NO_MEMORY = """
+import json, resource
+import pyossl_async as pa
+
+b = pa.get_backend(NAME)
+b.start_job(None, None, lambda a: 0)  # the thread's machinery exists
+with open("/proc/self/statm") as f:
+    size = int(f.read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (size + (64 << 20), resource.RLIM_INFINITY))
+ctx = b.WaitCtx()
+handles, status = [], None
+for _ in range(100_000):
+    status, h, _ = b.start_job(None, ctx, lambda a: b.pause_job() and 5)
+    if status != pa.PAUSE:
+        break
+    handles.append(h)
+resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+results = {b.start_job(h, None, None)[2] for h in handles}
+again = b.start_job(None, ctx, lambda a: b.pause_job() and 6)
+b.start_job(again[1], None, None)
+ctx.close()
+print(json.dumps({"status": int(status), "paused": len(handles), "results": sorted(results),
+                  "again": int(again[0])}))
+"""
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("stack_mode", ["", "nested", "openssl"])
+def test_no_memory_for_another_job_is_no_jobs(name: str, stack_mode: str) -> None:
+    """With the address space exhausted, a new job is ``NO_JOBS`` (as in C), never a crash.
+
+    Before, the openssl backend on 3.0/3.1 (our own nested stacks) raised the
+    MemoryError of its ``mmap`` instead, where OpenSSL 3.2+ (its allocator calls
+    ours) and the python backend (no thread to start) returned ``NO_JOBS``.
+    """
+    _require(name)
+    env = {}
+    if stack_mode:
+        from .test_openssl_native import ALT_LIBCRYPTO
+
+        if name != "openssl":
+            pytest.skip("stack modes are the openssl backend's")
+        if stack_mode == "openssl" and not ALT_LIBCRYPTO:
+            pytest.skip("set PYOSSL_ASYNC_TEST_ALT_LIBCRYPTO to an OpenSSL 3.2+ libcrypto (.ci/run does)")
+        env["PYOSSL_ASYNC_STACK_MODE"] = stack_mode
+        if ALT_LIBCRYPTO:
+            env["PYOSSL_ASYNC_LIBCRYPTO"] = ALT_LIBCRYPTO
+    out = _result(run_isolated(NO_MEMORY.replace("NAME", repr(name)), env=env, timeout=240))
+    assert out["status"] == int(pa.NO_JOBS) and out["paused"] > 0, out
+    assert out["results"] == [5] and out["again"] == int(pa.PAUSE), out
