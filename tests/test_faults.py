@@ -87,3 +87,58 @@ def test_no_memory_for_another_job_is_no_jobs(name: str, stack_mode: str) -> Non
     out = _result(run_isolated(NO_MEMORY.replace("NAME", repr(name)), env=env, timeout=240))
     assert out["status"] == int(pa.NO_JOBS) and out["paused"] > 0, out
     assert out["results"] == [5] and out["again"] == int(pa.PAUSE), out
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("name", NAMES)
+def test_interpreter_exit_unwinds_the_main_threads_paused_jobs(name: str) -> None:
+    """At exit the main thread's paused jobs are unwound (``finally`` runs), one whose
+    unwinding raises is reported and the others still run, one that holds its own
+    handle is unwound too, and a WaitCtx never closed is closed when collected, its
+    cleanup functions run, however late in shutdown. No hang, no crash.
+
+    Found here: the context's cleanup functions never ran at exit (its finaliser
+    ran after module globals were cleared and gave up), and reporting the failed
+    unwinding kept every job's records, and their contexts, alive for good.
+    """
+    _require(name)
+    proc = run_isolated(
+        f"""
+        import os
+        import pyossl_async as pa
+        b = pa.get_backend({name!r})
+        def job(arg):
+            try:
+                b.pause_job()
+            finally:
+                print("finally", arg, flush=True)
+                if arg == "raises":
+                    raise OSError("unwinding failed")
+            return 0
+        def selfish(arg):
+            me = b.get_current_job()  # keeps itself alive
+            try:
+                b.pause_job()
+            finally:
+                print("finally selfish", me.state, flush=True)
+            return 0
+        ctx = b.WaitCtx()  # never closed
+        def cleanup(c, k, fd, d, write=os.write):  # no builtins: they may be gone by then
+            write(1, b"cleanup %d\\n" % fd)
+        ctx.set_wait_fd("k", 1, None, cleanup)
+        keep = [b.start_job(None, ctx, job, a)[1] for a in ("a", "raises", "b")]
+        b.start_job(None, ctx, selfish)
+        print("exiting", flush=True)
+        """,
+        args=("-X", "dev"),
+    )
+    assert proc.stdout.splitlines() == [
+        "exiting",
+        "finally a",
+        "finally raises",
+        "finally b",
+        "finally selfish running",
+        "cleanup 1",
+    ], proc.stdout
+    assert "OSError: unwinding failed" in proc.stderr
+    assert "Fatal" not in proc.stderr

@@ -31,6 +31,12 @@ def _unraisable_args_type() -> Callable[[Any], Any]:
         if not captured:  # pragma: no cover - an implementation without the hook
             raise RuntimeError("cannot obtain UnraisableHookArgs")
         _args_type = type(captured[0])
+        # The probe's exception has the exception being handled now (the one about
+        # to be reported) as its __context__; through it, that exception's frames and
+        # everything they reference stayed alive for good. Let go of all of it.
+        probe = captured.pop().exc_value
+        if probe is not None:
+            probe.__context__ = probe.__traceback__ = None
     return _args_type
 
 

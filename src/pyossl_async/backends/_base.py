@@ -210,13 +210,31 @@ class WaitCtxBase(abc.ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __del__(self) -> None:
-        if getattr(self, "_closed", True):
+    def __del__(
+        self,
+        _warn: Callable[..., None] = warnings.warn,
+        _category: type = ResourceWarning,
+        _id: Callable[[object], int] = id,
+    ) -> None:
+        # An open context can die late in interpreter shutdown, after module globals
+        # and even builtins are gone: only attributes and the defaults bound above
+        # are used, and bare ``except`` (naming BaseException would look it up).
+        # Whatever happens to the warning, the close runs: users rely on their
+        # cleanup functions, as with ASYNC_WAIT_CTX_free.
+        if self.__dict__.get("_closed", True):
             return
         try:
-            warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
+            _warn(
+                f"unclosed <pyossl_async.WaitCtx open backend={self._backend.name} at {_id(self):#x}>",
+                _category,
+                source=self,
+                stacklevel=2,
+            )
+        except:  # noqa: E722 - see above
+            pass
+        try:
             self.close()
-        except BaseException:  # noqa: BLE001 - interpreter teardown
+        except:  # noqa: E722 - see above
             pass
 
     def __repr__(self) -> str:

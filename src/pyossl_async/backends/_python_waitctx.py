@@ -194,7 +194,7 @@ class PythonWaitCtx(WaitCtxBase):
         fds, self._fds = self._fds, []
         self._live.clear()
         self._callback = self._callback_arg = None
-        for entry in reversed(fds):
+        for entry in fds[::-1]:  # no builtins: this may run late in interpreter shutdown
             if entry.dele or entry.cleanup is None:
                 continue
             try:
