@@ -142,3 +142,39 @@ def test_interpreter_exit_unwinds_the_main_threads_paused_jobs(name: str) -> Non
     ], proc.stdout
     assert "OSError: unwinding failed" in proc.stderr
     assert "Fatal" not in proc.stderr
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("name", NAMES)
+def test_interpreter_exit_reports_paused_jobs_of_daemon_threads(name: str) -> None:
+    """A daemon thread still running at exit can never resume its paused jobs, and no
+    other thread may: a ResourceWarning says their ``finally`` blocks will not run.
+    Before, they were dropped without a word."""
+    _require(name)
+    proc = run_isolated(
+        f"""
+        import threading
+        import pyossl_async as pa
+        b = pa.get_backend({name!r})
+        def job(arg):
+            try:
+                b.pause_job()
+            finally:
+                print("finally", arg, flush=True)
+            return 0
+        ready = threading.Event()
+        def daemon():
+            ctx = b.WaitCtx()
+            keep = [b.start_job(None, ctx, job, "daemon")[1] for _ in range(2)]
+            ready.set()
+            threading.Event().wait()
+        threading.Thread(target=daemon, daemon=True).start()
+        ready.wait()
+        keep = b.start_job(None, b.WaitCtx(), job, "main")[1]
+        print("exiting", flush=True)
+        """,
+        args=("-X", "dev"),
+    )
+    assert proc.stdout.splitlines() == ["exiting", "finally main"], proc.stdout
+    assert f"interpreter exit: 2 paused {name} job(s) of threads still running" in proc.stderr, proc.stderr
+    assert "Fatal" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

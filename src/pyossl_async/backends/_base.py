@@ -580,13 +580,28 @@ class BackendBase(abc.ABC):
                 self._cancel_quietly(thread, record)
 
     def _close_owned_paused_jobs(self) -> None:
-        """At interpreter exit: unwind the calling thread's paused jobs so ``finally`` runs."""
+        """At interpreter exit: unwind the calling thread's paused jobs so ``finally`` runs.
+
+        Paused jobs of threads that are still running (daemon threads: the others
+        were joined before exit handlers run) can only be resumed by their own
+        thread, which will never do it now; a ResourceWarning says so, as for
+        jobs orphaned by a thread that exits.
+        """
         thread, running = self._current()
-        if thread is None or running is not None:
-            return
-        for record in list(thread.paused):
-            if record.state == "paused" and not record.orphaned:
-                self._cancel_quietly(thread, record)
+        if thread is not None and running is None:
+            for record in list(thread.paused):
+                if record.state == "paused" and not record.orphaned:
+                    self._cancel_quietly(thread, record)
+        with self._lock:
+            others = [t for t in self._threads.values() if t is not thread]
+        stuck = sum(1 for t in others for r in list(t.paused) if r.state == "paused" and not r.orphaned)
+        if stuck:
+            warnings.warn(
+                f"interpreter exit: {stuck} paused {self.name} job(s) of threads still running "
+                f"(daemon threads) cannot be unwound; their finally blocks will not run",
+                ResourceWarning,
+                stacklevel=2,
+            )
 
 
 def _close_main_thread_jobs(ref: Callable[[], Optional[BackendBase]]) -> None:
