@@ -71,3 +71,16 @@ class JobCancelled(BaseException):
     Like ``GeneratorExit`` it derives from ``BaseException`` so that
     ``except Exception`` in job code lets it through and ``finally`` blocks run.
     """
+
+
+def from_conversion_failure(exc: BaseException) -> BaseException:
+    """What a ``ctypes.ArgumentError`` from one of the library's own C calls stands for.
+
+    Our own arguments are always of the right type, so such an error means the
+    interpreter could not convert one (on 3.9-3.11 ctypes wraps the RecursionError
+    of a call made at the recursion limit, or a MemoryError, into ArgumentError,
+    sometimes with only ``???`` for a message).
+    """
+    if "MemoryError" in str(exc):
+        return MemoryError(str(exc))
+    return RecursionError(f"maximum recursion depth exceeded ({exc})")

@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import itertools
+import operator
 import os
 import sys
 import threading
 from ctypes import CFUNCTYPE, byref, c_int, c_void_p
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, Iterator, List, Optional, Protocol
 
 from .._errors import AsyncError
 from .._libcrypto._types import ASYNC_job_fn, ASYNC_stack_alloc_fn
-from .._unraisable import report_unraisable
 from ._abi import NativeUnsupported, check_interpreter, detect_abi
 from ._callchain import CallChain
 from ._ffi import FfiCall
@@ -78,9 +79,19 @@ def parse_size(text: str) -> int:
 
 
 class JobBody(Protocol):
-    """What a runner runs inside a job. ``run_in_job`` must not raise."""
+    """What a runner runs inside a job.
+
+    ``run_in_job`` keeps the job function's own outcome. ``interrupted`` receives an
+    exception that hit the job's frames from outside the function (a signal
+    handler's, raised as the job was entered or left); it becomes the job's
+    exception. ``engine`` is where the runner keeps the job's ``Execution``.
+    """
+
+    engine: Any
 
     def run_in_job(self) -> None: ...
+
+    def interrupted(self, exc: BaseException) -> None: ...
 
 
 class _JobSlot:
@@ -102,7 +113,7 @@ class _JobSlot:
 class Execution:
     """One job's native resources while it exists: its thread state, stack and slot."""
 
-    __slots__ = ("binding_ok", "body", "finished", "slot", "tstate", "unit")
+    __slots__ = ("binding_ok", "body", "finished", "interrupt", "slot", "tstate", "unit")
 
     def __init__(self, body: JobBody, tstate: int, unit: Optional[_NestedUnit], slot: _JobSlot) -> None:
         self.body = body
@@ -111,11 +122,40 @@ class Execution:
         self.slot = slot
         self.finished = False
         self.binding_ok = True
+        #: an exception that hit the job's outermost frame (handed to the body at the end)
+        self.interrupt: Optional[BaseException] = None
 
     @property
     def address(self) -> int:
         """The ``ASYNC_JOB *`` (0 until the job has paused)."""
         return self.slot.var.value or 0
+
+
+class _ThreadAllocator:
+    """Per OS thread: the allocator generator OpenSSL's callback resumes, and an
+    interrupt it caught (raised by the runner once the C call has returned)."""
+
+    __slots__ = ("interrupt", "send")
+
+    def __init__(self) -> None:
+        self.interrupt: Optional[BaseException] = None
+        self.send: Callable[[Any], Optional[int]]
+
+
+def _alloc_entry(lookup: Iterator[Callable[[Any], Optional[int]]]) -> Callable[[Any], Optional[int]]:
+    """What OpenSSL calls for a stack: the calling thread's ``send(num)``, found in C.
+
+    An instance of a class of its own whose ``__call__`` is a property with getter
+    ``next(lookup)``: ``lookup`` maps ``threading.get_ident()`` to the OS thread's
+    ``send`` (the plain allocator on threads that never armed one). C from end to
+    end, so no Python frame runs before the generator resumes inside its ``try``
+    (see ``_OpenSSLStacks._allocations``). Keyed by OS thread, not
+    ``threading.local``: OpenSSL calls it while the job's own thread state is
+    bound, not the caller's.
+    """
+    entry_type = type("_AllocEntry", (), {"__slots__": (), "__call__": property(functools.partial(next, lookup))})
+    entry: Callable[[Any], Optional[int]] = entry_type()
+    return entry
 
 
 class _OpenSSLStacks:
@@ -124,14 +164,68 @@ class _OpenSSLStacks:
     The matching free function is a C no-op (a Python callback could be called
     after interpreter shutdown, from OpenSSL's exit handlers); stacks are unmapped
     by ``release_thread`` once the thread's OpenSSL pool is gone.
+
+    OpenSSL calls the allocator inside ``ASYNC_start_job`` (or ``ASYNC_init_thread``)
+    when its pool needs a new job. A signal handler raising at the first line of a
+    Python callback there escaped into ctypes, which then returned garbage to
+    OpenSSL as the stack: SIGSEGV on Ctrl-C while the pool grew. So the callback
+    reaches Python only by resuming a generator parked inside its ``try``; an
+    exception raised there makes the allocation fail (NULL: the job is not created)
+    and is kept in the thread's ``_ThreadAllocator.interrupt`` for the runner to
+    raise once the C call has returned.
     """
 
     def __init__(self, native: NativeSupport) -> None:
         self._native = native
         self._by_thread: Dict[int, List[GuardedStack]] = {}
         self._lock = threading.Lock()
-        self.callback = ASYNC_stack_alloc_fn(self._alloc)
+        #: armed threads (by ident): their allocator state, and its generator's ``send``
+        self._states: Dict[int, _ThreadAllocator] = {}
+        self._senders: Dict[int, Callable[[Any], Optional[int]]] = {}
+        lookup = map(self._senders.get, iter(threading.get_ident, None), itertools.repeat(self._alloc))
+        self.callback = ASYNC_stack_alloc_fn(_alloc_entry(lookup))
         self.allocated = 0
+
+    def arm(self) -> _ThreadAllocator:
+        """Give the calling thread its allocator generator (once); the per-thread state."""
+        ident = threading.get_ident()
+        state = self._states.get(ident)
+        if state is None:
+            state = _ThreadAllocator()
+            allocations = self._allocations(state)
+            next(allocations)
+            state.send = allocations.send
+            self._states[ident] = state
+            self._senders[ident] = allocations.send
+        return state
+
+    def _allocations(self, local: _ThreadAllocator) -> Generator[Optional[int], Any, None]:
+        """Serve this thread's allocations: ``send(num)`` gives a stack's base or None.
+
+        Resumed at a ``yield`` inside a ``try``: an exception from a signal handler
+        is raised there and caught. The handlers are nested once more so that even
+        a second signal during the first handler cannot end the generator (a dead
+        one would give OpenSSL garbage again).
+        """
+        base: Optional[int] = None
+        while True:
+            try:
+                while True:
+                    try:
+                        while True:
+                            num = yield base
+                            base = None
+                            base = self._alloc(num)
+                    except GeneratorExit:
+                        raise  # the thread's allocator is being collected (thread exit)
+                    except BaseException as exc:  # noqa: BLE001 - never unwind into C
+                        local.interrupt = exc
+                        base = None
+            except GeneratorExit:
+                return
+            except BaseException as exc:  # noqa: BLE001 - never unwind into C
+                local.interrupt = exc
+                base = None
 
     def _alloc(self, num: Any) -> Optional[int]:
         try:
@@ -147,6 +241,8 @@ class _OpenSSLStacks:
             return None
 
     def release_thread(self, ident: int) -> None:
+        self._senders.pop(ident, None)
+        self._states.pop(ident, None)
         with self._lock:
             stacks = self._by_thread.pop(ident, [])
         for stack in stacks:
@@ -212,9 +308,10 @@ class _NestedUnit:
 
     OpenSSL calls ``trampoline``: C code only (ctypes calls ``swapcontext``
     through a ``functools.partial``), which saves the small stack's context in
-    ``back`` and enters ``start`` on our stack. ``start`` runs the Python entry
-    callback and, when it returns, continues at ``back`` (its ``uc_link``), so
-    the trampoline returns and OpenSSL finishes the job.
+    ``back`` and enters ``start`` on our stack. ``start`` runs the runner's entry
+    callback (C only up to the job's frame, see ``JobRunner._job_frame``) and,
+    when it returns, continues at ``back`` (its ``uc_link``), so the trampoline
+    returns and OpenSSL finishes the job.
     """
 
     __slots__ = ("_slot", "_value", "back", "entry", "func_address", "stack", "start", "trampoline")
@@ -224,7 +321,7 @@ class _NestedUnit:
         self.stack = runner.stacks.get()
         self.back = UContext(native.libc, native.abi)
         self.start = UContext(native.libc, native.abi)
-        self.entry = CFUNCTYPE(None)(runner._enter)
+        self.entry = CFUNCTYPE(None)(runner._entry)
         self.start.make(self.stack.base, self.stack.size, self.back, address_of(self.entry))
         swap = functools.partial(native.libc.swapcontext, self.back.buffer, self.start.buffer)
         self.trampoline = CFUNCTYPE(c_int)(swap)
@@ -244,7 +341,6 @@ class JobRunner:
         api = native.api
         self.caller_ts: int = api.PyThreadState_Get()
         native.binding.check_caller(self.caller_ts)
-        self.running: Optional[Execution] = None
         self.tstates = ThreadStatePool(api)
         self.stacks = StackPool(native.libc, native.abi, native.stack_size)
         self.units: List[_NestedUnit] = []
@@ -288,9 +384,19 @@ class JobRunner:
             self._resume_chain = None
             self._resume_call = native.fast_start_job
         self._pause = native.fast_pause_job
+        #: the primed ``_job_frame`` of the job being started
+        self.current_frame: Any = None
+        # The job's entry callback, C from end to end: ``next`` of a ``map`` that
+        # calls ``next(current_frame, 0)`` (see ``_job_frame``).
+        frames = iter(functools.partial(operator.attrgetter("current_frame"), self), _NO_FRAME)
+        self._entry = functools.partial(next, map(next, frames, itertools.repeat(0)))
         self._openssl_entry: Any = None
+        #: this thread's stack allocator state (OpenSSL 3.2+ stacks): see _OpenSSLStacks
+        self._allocator: Optional[_ThreadAllocator] = None
         if native.stack_mode == "openssl":
-            self._openssl_entry = ASYNC_job_fn(self._enter_from_openssl)
+            self._openssl_entry = ASYNC_job_fn(self._entry)  # called with one argument: next()'s default
+            if native.openssl_stacks is not None:
+                self._allocator = native.openssl_stacks.arm()
         self.closed = False
 
     # -- caller side ---------------------------------------------------------
@@ -317,17 +423,18 @@ class JobRunner:
         slot = self.slots.pop() if self.slots else _JobSlot()
         slot.var.value = None
         ex = Execution(body, tstate, unit, slot)
+        body.engine = ex  # from here on, an interrupted start can be settled (see settle())
+        frame = self._job_frame(ex)
+        next(frame)
+        self.current_frame = frame
         cells = self._cells
         cells[0] = slot.address
         cells[1] = wait_ctx_address
         cells[3] = func
         self._job_ts.value = ex.tstate
         verify = self.verified_starts < 2 or _DEBUG
-        self.running = ex
-        try:
-            self._start_chain.run()
-        finally:
-            self.running = None
+        self._start_chain.run()
+        self.current_frame = None  # a paused job's frame is held by its own C stack
         status = self._result.value
         if verify:
             self.native.binding.check_caller(self.caller_ts)
@@ -339,6 +446,12 @@ class JobRunner:
             # finished, or NO_JOBS/ERR before the job ever ran: nothing of ours is
             # left on its thread state or stack
             self._recycle(ex)
+        allocator = self._allocator
+        if allocator is not None and allocator.interrupt is not None:
+            # a signal handler raised while OpenSSL allocated the job's stack: the
+            # job was not created (NO_JOBS); the exception is the caller's
+            exc, allocator.interrupt = allocator.interrupt, None
+            raise exc
         return status, ex
 
     def resume(self, ex: Execution) -> int:
@@ -360,44 +473,78 @@ class JobRunner:
         return status
 
     def _recycle(self, ex: Execution) -> None:
-        self.slots.append(ex.slot)
-        self.tstates.put(ex.tstate)
-        if ex.unit is not None:
-            self.units.append(ex.unit)
-            ex.unit = None
+        """Pool a finished job's resources; hand an interrupt it caught to its body.
+
+        Idempotent, and safe to interrupt: the thread state is marked taken back
+        before it is pooled, so an exception in between leaks it, never pools it
+        twice (two jobs on one thread state would corrupt the interpreter).
+        """
+        ts = ex.tstate
+        if not ts:
+            return
         ex.tstate = 0
+        unit, ex.unit = ex.unit, None
+        self.slots.append(ex.slot)
+        self.tstates.put(ts)
+        if unit is not None:
+            self.units.append(unit)
+        if ex.interrupt is not None:
+            exc, ex.interrupt = ex.interrupt, None
+            ex.body.interrupted(exc)
+
+    def settle(self, ex: Execution) -> int:
+        """Where a job really is after a start or resume was interrupted in Python code.
+
+        ``ASYNC_PAUSE`` when OpenSSL holds it paused (its address is in the slot,
+        whether or not the switch happened); otherwise it finished or never ran,
+        and its resources go back to the pools: ``ASYNC_FINISH``.
+        """
+        if ex.tstate and ex.slot.var.value and not ex.finished:
+            return ASYNC_PAUSE
+        self._recycle(ex)
+        return ASYNC_FINISH
 
     # -- job side ------------------------------------------------------------
 
-    def _enter_from_openssl(self, _arg: Any) -> int:
-        self._enter()
-        return 0
+    def _job_frame(self, ex: Execution) -> Iterator[int]:
+        """The job's outermost Python frame: created and primed by ``start`` before the switch.
 
-    def _enter(self) -> None:
-        ex = self.running
-        if ex is None:  # pragma: no cover - only a foreign ASYNC_start_job could do this
-            return
-        if (self.verified_starts < 2 or _DEBUG) and not self.native.binding.check_job(ex.tstate):
-            ex.binding_ok = False
-            ex.finished = True
-            return
+        The entry callback reaches it through C only (``_entry``), and re-entering
+        a generator parked in ``yield from`` is the one way into Python code that
+        does not first run pending signal handlers (CPython runs them at every
+        function entry, on 3.9/3.10 between almost any two instructions, but not
+        when it resumes a ``yield from``). So a ``KeyboardInterrupt`` that arrives
+        while the job is being entered or left is raised inside this ``try`` and
+        becomes the job's exception. Before, it hit the entry callback's first
+        line, escaped into ctypes (printed, then dropped) and the job, which never
+        ran, was reported as "a job function must return an int, not NoneType".
+        """
         try:
-            ex.body.run_in_job()
+            yield from (0,)  # parked here; the entry callback resumes it
+            if (self.verified_starts < 2 or _DEBUG) and not self.native.binding.check_job(ex.tstate):
+                ex.binding_ok = False
+            else:
+                ex.body.run_in_job()
+                if self.forked_inside_job:
+                    _exit_forked_child()
+                try:
+                    # threading.local data (<= 3.12) must not leak into the next job. The
+                    # dict lives as long as the thread state: look it up once per state.
+                    state = self.tstates.dicts.get(ex.tstate)
+                    if state is None:
+                        state = self.tstates.dicts[ex.tstate] = self.native.api.thread_state_dict()
+                    if state:
+                        state.clear()
+                except Exception:  # noqa: BLE001 - only isolation is lost
+                    pass
+        except GeneratorExit:
+            raise  # never entered (the start returned NO_JOBS/ERR or was interrupted): dropped unrun
         except BaseException as exc:  # noqa: BLE001 - never unwind into C
-            report_unraisable(exc, "Exception escaped a job body")
-        if self.forked_inside_job:
-            _exit_forked_child()
-        try:
-            # threading.local data (<= 3.12) must not leak into the next job. The
-            # dict lives as long as the thread state: look it up once per state.
-            state = self.tstates.dicts.get(ex.tstate)
-            if state is None:
-                state = self.tstates.dicts[ex.tstate] = self.native.api.thread_state_dict()
-            if state:
-                state.clear()
-        except BaseException:  # noqa: BLE001
-            pass
-        ex.finished = True
+            ex.interrupt = exc
+        finally:
+            ex.finished = True
+        # returning ends the generator: next()'s default 0 goes back to C (no frame
+        # is left suspended, so dropping the generator later costs nothing)
 
     def pause(self) -> int:
         """``ASYNC_pause_job()``: returns when the job is resumed (or at once if blocked)."""
@@ -428,6 +575,8 @@ class JobRunner:
 
 
 _DEBUG = bool(os.environ.get("PYOSSL_ASYNC_DEBUG"))
+#: ``iter(callable, sentinel)``'s sentinel for the entry callback: never a frame
+_NO_FRAME = object()
 
 
 def _exit_forked_child() -> None:

@@ -33,6 +33,8 @@ __all__ = ["BackendBase", "Job", "JobRecord", "ThreadJobs", "WaitCtxBase"]
 _get_ident = threading.get_ident
 _PAUSE = Status.PAUSE
 _FINISH = Status.FINISH
+#: extra recursion depth our bookkeeping may use to settle a job whose drive failed
+_SETTLE_HEADROOM = 200
 #: OpenSSL's int statuses as enum members, without the cost of Status(n)
 STATUSES = tuple(Status)
 
@@ -92,6 +94,18 @@ class JobRecord:
         self.pause_error = False
         self.orphaned = False
 
+    def interrupted(self, exc: BaseException) -> None:
+        """An exception from outside the job's function hit the job's frames.
+
+        A signal handler's ``KeyboardInterrupt`` as the job was being entered or
+        left: it becomes the job's exception (``start_job`` raises it), with the
+        function's own exception, if any, as its context.
+        """
+        own = self.exception
+        if own is not None and own is not exc and exc.__context__ is None:
+            exc.__context__ = own
+        self.exception = exc
+
     # Called by the engine, inside the job, on the job's own stack and thread state.
     def run_in_job(self) -> None:
         func, args = self.func, self.args
@@ -125,7 +139,7 @@ def _sync_tracers(record: JobRecord) -> None:
 class ThreadJobs:
     """Per OS thread: the running job, the paused ones, closes waiting for a safe moment."""
 
-    __slots__ = ("__weakref__", "busy", "engine", "ident", "paused", "pending", "running")
+    __slots__ = ("__weakref__", "busy", "engine", "ident", "paused", "pending", "restore_limit", "running")
 
     def __init__(self, ident: int) -> None:
         self.ident = ident
@@ -135,6 +149,8 @@ class ThreadJobs:
         self.pending: List[JobRecord] = []
         self.busy = 0
         self.engine: Any = None
+        #: the recursion limit to put back once the stack allows (see _settle_with_headroom)
+        self.restore_limit = 0
 
 
 class _ThreadSentinel:
@@ -271,6 +287,15 @@ class BackendBase(abc.ABC):
     def _engine_pause(self, thread: ThreadJobs, record: JobRecord) -> None:
         """Pause the running job; return when it is resumed, or at once if pausing is blocked."""
 
+    def _engine_settle(self, thread: ThreadJobs, record: JobRecord) -> Optional[Status]:
+        """Where ``record``'s job is after ``_drive`` was left by an exception of ours.
+
+        ``PAUSE``: the engine holds it paused. ``FINISH``: it ended and the engine
+        has released what it held. ``None``: it never started (anything the engine
+        took for it is released). The engine must not hand anything back twice.
+        """
+        return None
+
     def _engine_in_foreign_job(self) -> bool:
         """True when a job this backend did not start is running on this thread."""
         return False
@@ -394,20 +419,13 @@ class BackendBase(abc.ABC):
             thread.running = record
             try:
                 if fresh:
-                    try:
-                        if record.ctx is not None:
-                            record.ctx._users.add(record)  # closing it now would free it under the job
-                            if record.ctx._closed:
-                                # closed after start_job checked it: by the args' __buffer__, or
-                                # a finaliser the collector ran; C would get a NULL wait ctx
-                                raise WaitCtxClosedError("the WaitCtx was closed while the job was being started")
-                        status = self._engine_start(thread, record)
-                    except BaseException:
-                        # the engine could not start it (no memory, no machinery)
-                        record.state = "finished"
-                        if record.ctx is not None:
-                            record.ctx._users.discard(record)
-                        raise
+                    if record.ctx is not None:
+                        record.ctx._users.add(record)  # closing it now would free it under the job
+                        if record.ctx._closed:
+                            # closed after start_job checked it: by the args' __buffer__, or
+                            # a finaliser the collector ran; C would get a NULL wait ctx
+                            raise WaitCtxClosedError("the WaitCtx was closed while the job was being started")
+                    status = self._engine_start(thread, record)
                 else:
                     status = self._engine_resume(thread, record)
                 while status == _PAUSE and record.no_ctx_pause:
@@ -418,22 +436,77 @@ class BackendBase(abc.ABC):
             finally:
                 thread.running = None
             if status == _PAUSE:
-                record.state = "paused"
                 if fresh:
                     thread.paused[record] = None  # unfinished jobs, in order of first pause
+                record.state = "paused"
                 return (_PAUSE, handle, None)
             return self._finished(thread, record, status)
+        except BaseException:
+            # Not the job's exception (start_job raises that after _finished): the
+            # engine failed, a signal handler raised between two lines of ours, or
+            # the caller's recursion limit was reached in our bookkeeping after the
+            # switch. A record left "running" would be a job nobody can resume or close.
+            if record.state == "running":
+                # No Python call may come first: at the recursion limit it would fail
+                # too (3.12+ leaves a RecursionError's handler no headroom at all).
+                limit = sys.getrecursionlimit()
+                sys.setrecursionlimit(limit + _SETTLE_HEADROOM)
+                try:
+                    self._settle_interrupted(thread, record, fresh)
+                finally:
+                    self._restore_recursion_limit(thread, limit)
+            raise
         finally:
             thread.busy -= 1
-            if thread.pending and not thread.busy and thread.running is None:
+            if (thread.pending or thread.restore_limit) and not thread.busy and thread.running is None:
                 self._drain_pending(thread)
 
-    def _finished(self, thread: ThreadJobs, record: JobRecord, status: Status) -> StartResult:
-        record.state = "finished"
-        record.handle = None
+    @staticmethod
+    def _restore_recursion_limit(thread: ThreadJobs, limit: int) -> None:
+        """Put back the recursion limit ``_drive`` raised to settle a job; later if the
+        stack is still deeper than ``limit`` (``_drain_pending`` tries again)."""
+        if sys.getrecursionlimit() != limit + _SETTLE_HEADROOM:
+            thread.restore_limit = 0  # the program set a limit of its own meanwhile: keep it
+            return
+        try:
+            sys.setrecursionlimit(limit)
+            thread.restore_limit = 0
+        except RecursionError:
+            thread.restore_limit = limit
+
+    def _settle_interrupted(self, thread: ThreadJobs, record: JobRecord, fresh: bool) -> None:
+        """Make the records agree with where the engine left a job whose drive was cut short.
+
+        A job found paused is closed, as the python backend does when a signal
+        interrupts its handoff: the caller gets the exception, not the handle.
+        """
+        thread.running = None
+        status = self._engine_settle(thread, record)
+        if status == _PAUSE and not record.orphaned:
+            if fresh:
+                thread.paused[record] = None
+            record.state = "paused"
+            if not record.cancelled:
+                self._cancel_quietly(thread, record)
+            return
+        # It ended, or it never started, or the engine gave up on it (python: a job
+        # detached by a second interrupt runs on, ownerless, and touches none of this).
+        # What it returned or raised is lost to the interrupt.
         thread.paused.pop(record, None)
         if record.ctx is not None:
             record.ctx._users.discard(record)
+        record.handle = None
+        record.value = record.exception = None
+        record.state = "finished"
+
+    def _finished(self, thread: ThreadJobs, record: JobRecord, status: Status) -> StartResult:
+        # the state last: if a signal handler raises in between, the record is still
+        # "running" and _settle_interrupted finishes the bookkeeping
+        thread.paused.pop(record, None)
+        if record.ctx is not None:
+            record.ctx._users.discard(record)
+        record.handle = None
+        record.state = "finished"
         if status != _FINISH:
             return (STATUSES[status], None, None)
         exc, record.exception = record.exception, None
@@ -574,6 +647,8 @@ class BackendBase(abc.ABC):
                 record.handle = None
 
     def _drain_pending(self, thread: ThreadJobs) -> None:
+        if thread.restore_limit:
+            self._restore_recursion_limit(thread, thread.restore_limit)
         while thread.pending and thread.running is None and thread.busy == 0:
             record = thread.pending.pop(0)
             if record.state == "paused" and not record.orphaned:

@@ -7,11 +7,12 @@ policy on top and maps OpenSSL's per-thread functions one to one.
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from typing import Any, Optional
 
 from .._constants import Status
-from .._errors import ErrorEntry
+from .._errors import ErrorEntry, from_conversion_failure
 from .._libcrypto import LibCrypto, drain_errors
 from .._native._runner import JobRunner, NativeSupport
 from .._validate import init_size_limit, size_t
@@ -64,9 +65,14 @@ class OpenSSLBackend(BackendBase):
         max_size = size_t(max_size, "max_size")
         init_size = size_t(init_size, "init_size")
         init_size_limit(max_size, init_size)
+        stacks = self.native.openssl_stacks if self.native is not None else None
+        allocator = stacks.arm() if stacks is not None and init_size else None  # OpenSSL allocates here
         ok = bool(self.crypto.ASYNC_init_thread(max_size, init_size))
         if not ok:
             self.last_errors = drain_errors(self.crypto)
+        if allocator is not None and allocator.interrupt is not None:
+            exc, allocator.interrupt = allocator.interrupt, None  # a signal handler's, as a stack was made
+            raise exc
         return ok
 
     def _engine_cleanup_thread(self, thread: Optional[ThreadJobs]) -> None:
@@ -106,8 +112,10 @@ class OpenSSLBackend(BackendBase):
             if not runner.hidden_ctx:
                 runner.hidden_ctx = self.crypto.ASYNC_WAIT_CTX_new().value
             address = runner.hidden_ctx
-        status, execution = runner.start(record, address)
-        record.engine = execution
+        try:
+            status, _ = runner.start(record, address)  # it keeps the execution in record.engine
+        except ctypes.ArgumentError as exc:  # our own C calls: only ever the interpreter's limits
+            raise from_conversion_failure(exc) from None
         return self._status(status)
 
     def _engine_resume(self, thread: ThreadJobs, record: JobRecord) -> Status:
@@ -115,6 +123,13 @@ class OpenSSLBackend(BackendBase):
         if status < Status.PAUSE:
             self.last_errors = drain_errors(self.crypto)
         return STATUSES[status]
+
+    def _engine_settle(self, thread: ThreadJobs, record: JobRecord) -> Optional[Status]:
+        ex = record.engine
+        runner: Optional[JobRunner] = thread.engine
+        if ex is None or runner is None:
+            return None  # the runner never gave it an execution: it never started
+        return STATUSES[runner.settle(ex)]
 
     def _engine_pause(self, thread: ThreadJobs, record: JobRecord) -> None:
         thread.engine._pause()  # ASYNC_pause_job: back when resumed, at once if blocked

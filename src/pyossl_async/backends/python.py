@@ -240,6 +240,29 @@ class PythonBackend(BackendBase):
         self._release_worker(state, worker)
         return Status.FINISH
 
+    def _engine_settle(self, thread: ThreadJobs, record: JobRecord) -> Optional[Status]:
+        """Where the job is after a drive was cut short outside the handoff (see the base class).
+
+        ``Worker.resume`` never returns with a turn in progress, so the worker is
+        idle here: paused inside the job, done with it, or never given it. The
+        record lets go of a worker before it goes back to the pool, so an
+        interrupt in between leaks the worker, never pools it twice.
+        """
+        worker: Optional[Worker] = record.engine
+        if worker is None:
+            return Status.FINISH if record.func is None else None
+        if worker.detached:
+            record.engine = None
+            record.orphaned = True
+            return None
+        if not worker.finished and record.func is None:  # run_in_job began: it is at a pause
+            return Status.PAUSE
+        record.engine = None
+        if worker.record is record:  # given the job but never a turn
+            worker.record = None
+        self._release_worker(thread.engine, worker)
+        return Status.FINISH if record.func is None else None
+
     def _engine_pause(self, thread: ThreadJobs, record: JobRecord) -> None:
         """``ASYNC_pause_job`` inside a running job."""
         worker: Optional[Worker] = record.engine
