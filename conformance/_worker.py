@@ -20,6 +20,7 @@ import io
 import json
 import os
 import sys
+import threading
 import traceback
 from typing import Any, Callable, Dict, List, TextIO
 
@@ -35,10 +36,33 @@ def _load(spec: str) -> Callable[[], List[Any]]:
     return fn
 
 
+def _close_leftovers(backend: Any) -> bool:
+    """Unwind paused jobs a faulty scenario left in this thread; True if the thread is clean again.
+
+    Uses the backends' shared internals (as tests/conftest.py does): there is no
+    public way to reach a job whose handle the scenario kept to itself.
+    """
+    thread = getattr(backend, "_threads", {}).get(threading.get_ident())
+    cancel = getattr(backend, "_cancel_quietly", None)
+    if thread is not None and cancel is not None:
+        for record in list(thread.paused):
+            cancel(thread, record)
+    try:
+        backend.cleanup_thread()
+    except Exception:  # noqa: BLE001 - still dirty: the caller starts afresh
+        return False
+    return True
+
+
 def run_one(scenario: Any, backend: Any) -> Dict[str, Any]:
-    """Run one scenario; its trace, and an error when it raised or left jobs behind."""
+    """Run one scenario; its trace, and an error when it raised or left jobs behind.
+
+    ``"clean": False`` in the result means the thread could not be cleaned up,
+    so the worker must not run more scenarios.
+    """
     error = ""
     lines: List[str] = []
+    clean = True
     try:
         lines = [str(line) for line in scenario.func(backend)]
     except BaseException as exc:  # noqa: BLE001 - a failing scenario is a result
@@ -47,7 +71,8 @@ def run_one(scenario: Any, backend: Any) -> Dict[str, Any]:
         backend.cleanup_thread()  # the next scenario starts from a clean thread
     except Exception as exc:  # noqa: BLE001
         error = error or f"scenario left state behind: {type(exc).__name__}: {exc}"
-    return {"name": scenario.name, "lines": lines, "error": error}
+        clean = _close_leftovers(backend)
+    return {"name": scenario.name, "lines": lines, "error": error, "clean": clean}
 
 
 def _protocol_stream() -> TextIO:
@@ -87,7 +112,11 @@ def main(argv: List[str]) -> int:
             continue
         # announce first: if this scenario kills the process, the runner knows which one
         out.write(json.dumps({"started": name}) + "\n")
-        out.write(json.dumps(run_one(scenario, backend)) + "\n")
+        result = run_one(scenario, backend)
+        out.write(json.dumps(result) + "\n")
+        if not result["clean"]:
+            out.write(json.dumps({"restart": True}) + "\n")  # the runner goes on in a new worker
+            return 0
     return 0
 
 

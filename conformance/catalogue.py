@@ -17,7 +17,7 @@ from __future__ import annotations
 import inspect
 import os
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Union
+from typing import Callable, Dict, List, Optional, Union, overload
 
 import pyossl_async as pa
 
@@ -50,6 +50,14 @@ class Scenario:
 
 
 _REGISTRY: Dict[str, Scenario] = {}
+
+
+@overload
+def scenario(fn: ScenarioFunc) -> ScenarioFunc: ...
+
+
+@overload
+def scenario(*, c: Union[bool, str] = True, why: str = "") -> Callable[[ScenarioFunc], ScenarioFunc]: ...
 
 
 def scenario(

@@ -164,7 +164,9 @@ def find_toolchain(libcrypto: Optional[str]) -> Tuple[Optional[Toolchain], str]:
         return None, f"the C compiler {cc} does not run: {exc}"
     tc = Toolchain(
         cc=cc,
-        cc_version=(version.stdout or version.stderr).strip().splitlines()[0] if (version.stdout or version.stderr) else "",
+        cc_version=(version.stdout or version.stderr).strip().splitlines()[0]
+        if (version.stdout or version.stderr)
+        else "",
         cflags=_split_env("CPPFLAGS") + _split_env("CFLAGS"),
         ldflags=_split_env("LDFLAGS"),
         libcrypto=libcrypto,

@@ -159,7 +159,7 @@ class World:
             kind = act[0]
             tag = ("job", idx, kind)
             if kind == "pause":
-                self.guarded(tag + (depth,), be.pause_job)
+                self.guarded((*tag, depth), be.pause_job)
             elif kind == "deeper":
                 self.interpret(idx, depth + 1)
             elif kind == "up":
@@ -175,11 +175,11 @@ class World:
                 if ctx is None:
                     self.obs(tag, "no ctx")
                 else:
-                    self.guarded(tag + (act[1][0], self.ctx_index(ctx)), self.ctx_call, ctx, act[1])
+                    self.guarded((*tag, act[1][0], self.ctx_index(ctx)), self.ctx_call, ctx, act[1])
             elif kind == "ctx":
                 if self.ctxs:
                     i = act[1] % len(self.ctxs)
-                    self.guarded(tag + (i, act[2][0]), self.ctx_call, self.ctxs[i], act[2])
+                    self.guarded((*tag, i, act[2][0]), self.ctx_call, self.ctxs[i], act[2])
             elif kind == "free_ctx":
                 if self.ctxs:
                     self.guarded(tag, self.ctxs[act[1] % len(self.ctxs)].close)
@@ -297,9 +297,7 @@ def make_machine(backends: Sequence[str] = BACKENDS) -> Any:
             want = ref.take()
             for w in self.worlds[1:]:
                 got = w.take()
-                assert got == want, (
-                    f"{w.be.name} observed {got!r}\n{ref.be.name} observed {want!r}"
-                )
+                assert got == want, f"{w.be.name} observed {got!r}\n{ref.be.name} observed {want!r}"
 
         @invariant()
         def job_states_agree(self) -> None:
@@ -394,10 +392,10 @@ def make_machine(backends: Sequence[str] = BACKENDS) -> Any:
             or a resume from another thread (always refused)."""
 
             def op(w: World) -> None:
-                if not w.jobs or w.jobs[i % len(w.jobs)] is None:
+                handle = w.jobs[i % len(w.jobs)] if w.jobs else None
+                if handle is None:
                     return
                 k = i % len(w.jobs)
-                handle = w.jobs[k]
                 if what == "close":
                     w.guarded(("close", k), handle.close)
                 elif what == "resume":
@@ -499,9 +497,13 @@ def run_differential(examples: int, steps: int = 30, shrink: bool = True) -> Dic
     )
     from hypothesis.reporting import with_reporter
 
+    def keep(value: object) -> None:
+        report.append(str(value))
+
+    run_as_test: Callable[..., None] = stateful.run_state_machine_as_test
     try:
-        with with_reporter(report.append):
-            stateful.run_state_machine_as_test(machine, settings=config)
+        with with_reporter(keep):
+            run_as_test(machine, settings=config)
     except Exception as exc:  # noqa: BLE001 - a falsifying example is the result
         return {
             "ok": False,

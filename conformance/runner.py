@@ -57,7 +57,9 @@ SCENARIO_TIMEOUT = 60.0
 DIFFERENTIAL_TIMEOUT = 900.0
 C = "C"
 NO_TWIN = "-"
-_BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from conformance._worker import main; sys.exit(main(sys.argv[2:]))"
+_BOOT = (
+    "import sys; sys.path.insert(0, sys.argv[1]); from conformance._worker import main; sys.exit(main(sys.argv[2:]))"
+)
 
 
 @dataclass
@@ -127,9 +129,7 @@ def _run_worker(
         log_path = log.name
     try:
         with open(log_path, "wb") as err:
-            proc = subprocess.Popen(
-                _worker_cmd(args), stdout=subprocess.PIPE, stderr=err, env=_child_env(), cwd=ROOT
-            )
+            proc = subprocess.Popen(_worker_cmd(args), stdout=subprocess.PIPE, stderr=err, env=_child_env(), cwd=ROOT)
         messages: "queue.Queue[Optional[bytes]]" = queue.Queue()
 
         def read() -> None:
@@ -160,47 +160,66 @@ def _run_worker(
                 proc.kill()
             status = proc.wait()
             reader.join(timeout=5)
+            if proc.stdout is not None:
+                proc.stdout.close()
         return (None if timed_out else status), _tail(log_path), timed_out
     finally:
         os.unlink(log_path)
+
+
+class _BackendRun:
+    """The state of one backend's scenario run across worker restarts."""
+
+    def __init__(self, backend: str, scenarios: Sequence[Scenario], step: Callable[[str], None]) -> None:
+        self.backend = backend
+        self.step = step
+        self.results: Dict[str, Outcome] = {}
+        self.remaining = [s.name for s in scenarios]
+        #: the scenario the current worker announced and has not finished
+        self.current: Optional[str] = None
+        #: the current worker stopped itself after a scenario it could not clean up after
+        self.restart = False
+
+    def on_message(self, msg: Dict[str, Any]) -> None:
+        if "started" in msg:
+            self.current = msg["started"]
+            return
+        if msg.get("restart"):
+            self.restart = True
+            return
+        name = msg["name"]
+        self.results[name] = Outcome(msg.get("lines") or [], msg.get("error") or "")
+        if name in self.remaining:
+            self.remaining.remove(name)
+        self.current = None
+        self.step(f"{self.backend}: {name}")
 
 
 def run_backend(
     backend: str, scenarios: Sequence[Scenario], catalogue: str, step: Callable[[str], None]
 ) -> Dict[str, Outcome]:
     """Every scenario on ``backend``, in child interpreters (a new one after a crash)."""
-    results: Dict[str, Outcome] = {}
-    remaining = [s.name for s in scenarios]
-    while remaining:
-        current: List[Optional[str]] = [None]
-
-        def on_message(msg: Dict[str, Any]) -> None:
-            if "started" in msg:
-                current[0] = msg["started"]
-                return
-            name = msg["name"]
-            results[name] = Outcome(msg.get("lines") or [], msg.get("error") or "")
-            if name in remaining:
-                remaining.remove(name)
-            current[0] = None
-            step(f"{backend}: {name}")
-
+    run = _BackendRun(backend, scenarios, step)
+    while run.remaining:
+        run.current, run.restart = None, False
         status, stderr, timed_out = _run_worker(
-            ["--backend", backend, "--catalogue", catalogue, *remaining], SCENARIO_TIMEOUT, on_message
+            ["--backend", backend, "--catalogue", catalogue, *run.remaining], SCENARIO_TIMEOUT, run.on_message
         )
-        if not remaining:
+        if not run.remaining:
             break
-        victim = current[0] or remaining[0]
+        if run.restart and status == 0:
+            continue  # the worker could not clean up after a faulty scenario; a fresh one goes on
+        victim = run.current or run.remaining[0]
         if timed_out:
             why = f"timed out after {SCENARIO_TIMEOUT:g} s"
         elif status is not None and status < 0:
             why = f"the worker crashed (signal {-status})"
         else:
             why = f"the worker exited with status {status}"
-        results[victim] = Outcome([], f"{why}\n{stderr}")
-        remaining.remove(victim)
+        run.results[victim] = Outcome([], f"{why}\n{stderr}")
+        run.remaining.remove(victim)
         step(f"{backend}: {victim}")
-    return results
+    return run.results
 
 
 @dataclass
@@ -234,9 +253,7 @@ def run_c(setup: CSetup, scenarios: Sequence[Scenario], step: Callable[[str], No
                 and ran.libcrypto_version
                 and ran.libcrypto_version != setup.expected_version
             ):
-                outcome.error = (
-                    f"the twin loaded {ran.libcrypto_version}, the openssl backend {setup.expected_version}"
-                )
+                outcome.error = f"the twin loaded {ran.libcrypto_version}, the openssl backend {setup.expected_version}"
         with lock:
             results[s.name] = outcome
             if built.binary is not None:
@@ -335,7 +352,7 @@ def _table(rows: Sequence[Row], columns: Sequence[str], width: int = 44) -> List
     out = [head, rule]
     for r in rows:
         cells = [f"{_short(r.cells[c].text, width):<{col_w[c]}}" for c in columns]
-        out.append("  ".join([f"{r.scenario.name:<{name_w}}"] + cells).rstrip())
+        out.append("  ".join([f"{r.scenario.name:<{name_w}}", *cells]).rstrip())
     return out
 
 
@@ -423,7 +440,10 @@ def run(args: argparse.Namespace, catalogue: Optional[str] = None, out: TextIO =
             return lambda: results.__setitem__(name, run_backend(name, scenarios, catalogue, step))
 
         def diff_job() -> None:
-            if set(BACKEND_NAMES) <= set(backends):
+            if examples <= 0:
+                differential.update({"ok": None, "skipped": f"{ENV_EXAMPLES}={examples}"})
+                step("random differential")
+            elif set(BACKEND_NAMES) <= set(backends):
                 differential.update(run_differential(examples, step))
             else:
                 differential.update({"ok": None, "skipped": "needs both backends selected"})
@@ -535,7 +555,9 @@ def _write_json(
                 "why_no_twin": r.scenario.why_no_twin,
                 "reference": r.reference,
                 "agree": r.agree,
-                "cells": {c: {"text": r.cells[c].text, "ok": r.cells[c].ok, "detail": r.cells[c].detail} for c in columns},
+                "cells": {
+                    c: {"text": r.cells[c].text, "ok": r.cells[c].ok, "detail": r.cells[c].detail} for c in columns
+                },
                 "traces": {c: r.outcomes[c].lines for c in columns if r.outcomes[c].lines is not None},
                 "errors": {c: r.outcomes[c].error for c in columns if r.outcomes[c].error},
                 "notes": r.notes,

@@ -48,7 +48,7 @@ from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tupl
 
 import pyossl_async as pa
 
-__all__ = ["Sym", "Trace", "VERSION_MARK", "fmt_fds"]
+__all__ = ["VERSION_MARK", "Sym", "Trace", "fmt_fds"]
 
 #: prefix of a line whose value depends on the OpenSSL version (see compare.py)
 VERSION_MARK = "~ "
@@ -178,6 +178,11 @@ class Trace:
         job = self.be.get_current_job()
         self.line(f"get_current_job -> {self.n(job)}", who)
         return job
+
+    def own_ctx(self) -> Any:
+        """The running job's wait context, untraced (C: ``ASYNC_get_wait_ctx(ASYNC_get_current_job())``)."""
+        job = self.be.get_current_job()
+        return None if job is None else self.be.get_wait_ctx(job)
 
     def get_wait_ctx(self, job: Any, who: Optional[str] = None) -> Any:
         ok, ctx = self._call(f"get_wait_ctx({self.n(job)})", who, self.be.get_wait_ctx, job)

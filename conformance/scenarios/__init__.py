@@ -6,6 +6,6 @@ listed below), decorate it with ``@scenario``, and write its C twin
 express it). See the README's Conformance section.
 """
 
-from . import asynctest, jobs, pool, blocking, waitctx, callbacks, interleave, threads, misuse  # noqa: F401
+from . import asynctest, blocking, callbacks, interleave, jobs, misuse, pool, threads, waitctx
 
-__all__ = ["asynctest", "jobs", "pool", "blocking", "waitctx", "callbacks", "interleave", "threads", "misuse"]
+__all__ = ["asynctest", "blocking", "callbacks", "interleave", "jobs", "misuse", "pool", "threads", "waitctx"]

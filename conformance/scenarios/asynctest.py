@@ -70,7 +70,8 @@ def asynctest_init_thread(be: pa.Backend) -> List[str]:
 
 @scenario
 def asynctest_callback_status(be: pa.Backend) -> List[str]:
-    """``test_ASYNC_callback_status``: a callback and its argument come back as set, the callback runs, status round-trips."""
+    """``test_ASYNC_callback_status``: a callback and its argument come back as set, the callback runs, status
+    round-trips."""
     t = Trace(be)
 
     def cb(arg: Any) -> int:

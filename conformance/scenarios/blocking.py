@@ -55,7 +55,8 @@ def unblock_never_below_zero(be: pa.Backend) -> List[str]:
 
 @scenario
 def block_outside_job_ignored(be: pa.Backend) -> List[str]:
-    """``block_pause`` outside a job is ignored: a job started afterwards can pause; an unblock outside is ignored too."""
+    """``block_pause`` outside a job is ignored: a job started afterwards can pause; an unblock outside is
+    ignored too."""
     t = Trace(be)
 
     def job(arg: Any) -> int:
@@ -138,8 +139,7 @@ def blocked_pause_keeps_fd_counts(be: pa.Backend) -> List[str]:
     ka, kb = t.sym("kA"), t.sym("kB")
 
     def job(arg: Any) -> int:
-        me = t.be.get_current_job()
-        ctx = t.be.get_wait_ctx(me)
+        ctx = t.own_ctx()
         t.set_fd(ctx, ka, 20, None, cleanup=False, who="j")
         t.pause("j")
         t.changed_fds(ctx, "j")
@@ -190,7 +190,8 @@ def pause_blocked_context_manager(be: pa.Backend) -> List[str]:
 
 @scenario
 def pause_outside_job(be: pa.Backend) -> List[str]:
-    """``pause_job`` outside a job returns 1 at once: before any job, while one is paused, after it finished, in another thread."""
+    """``pause_job`` outside a job returns 1 at once: before any job, while one is paused, after it finished, in
+    another thread."""
     t = Trace(be)
 
     def job(arg: Any) -> int:

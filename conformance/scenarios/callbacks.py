@@ -12,7 +12,8 @@ from ..trace import Trace
 
 @scenario
 def callback_set_get_null(be: pa.Backend) -> List[str]:
-    """``get_callback`` returns 0 whenever the stored callback is NULL (even with an argument); a NULL argument comes back."""
+    """``get_callback`` returns 0 whenever the stored callback is NULL (even with an argument); a NULL argument
+    comes back."""
     t = Trace(be)
 
     def cb1(arg: Any) -> int:
@@ -46,7 +47,8 @@ def callback_set_get_null(be: pa.Backend) -> List[str]:
 
 @scenario
 def status_any_int(be: pa.Backend) -> List[str]:
-    """``set_status`` stores any C ``int`` unchecked, the four ASYNC_STATUS values and others alike; the default is 0."""
+    """``set_status`` stores any C ``int`` unchecked, the four ASYNC_STATUS values and others alike; the default
+    is 0."""
     t = Trace(be)
     ctx = t.ctx_new("ctx")
     t.get_status(ctx)
@@ -75,7 +77,7 @@ def callback_engine_pattern(be: pa.Backend) -> List[str]:
     ctx = t.ctx_new("ctx")
 
     def job(arg: Any) -> int:
-        wctx = t.be.get_wait_ctx(t.be.get_current_job())
+        wctx = t.own_ctx()
         t.set_callback(wctx, completion, flag, "j")
         t.set_status(wctx, 2, "j")  # ASYNC_STATUS_OK: a callback will come
         t.pause("j")
@@ -83,7 +85,7 @@ def callback_engine_pattern(be: pa.Backend) -> List[str]:
         t.set_status(wctx, 3, "j")  # ASYNC_STATUS_EAGAIN: resume me later
         t.pause("j")
         t.get_status(wctx, "j")
-        return flag[0]
+        return int(flag[0])
 
     handle = t.start("j", ctx, job)
     while handle is not None:

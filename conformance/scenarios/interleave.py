@@ -93,7 +93,7 @@ def interleave_ctx_per_job(be: pa.Backend) -> List[str]:
         who = f"j{i}"
 
         def body(arg: Any) -> int:
-            ctx = t.be.get_wait_ctx(t.be.get_current_job())
+            ctx = t.own_ctx()
             t.set_fd(ctx, keys[i], 10 + i, None, who=who)
             t.pause(who)
             t.clear_fd(ctx, keys[i], who)

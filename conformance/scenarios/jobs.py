@@ -61,7 +61,8 @@ def job_args_copied(be: pa.Backend) -> List[str]:
 
 @scenario
 def job_current_and_wait_ctx(be: pa.Backend) -> List[str]:
-    """``get_current_job`` is NULL outside, the job's handle inside; ``get_wait_ctx`` gives its context inside and out."""
+    """``get_current_job`` is NULL outside, the job's handle inside; ``get_wait_ctx`` gives its context inside
+    and out."""
     t = Trace(be)
 
     def job(arg: Any) -> int:

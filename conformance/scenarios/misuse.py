@@ -90,7 +90,8 @@ def misuse_pause_without_wait_ctx(be: pa.Backend) -> List[str]:
 
 @scenario(c=False, why=f"{_UB}: freeing a wait context a paused job uses leaves the job a dangling pointer")
 def misuse_free_ctx_in_use(be: pa.Backend) -> List[str]:
-    """Closing a context that a paused job uses raises JobStateError and changes nothing; after the job finishes it works."""
+    """Closing a context that a paused job uses raises JobStateError and changes nothing; after the job finishes
+    it works."""
     t = Trace(be)
     ka = t.sym("kA")
     ctx = t.ctx_new("ctx")
@@ -170,7 +171,7 @@ def misuse_wrong_argument_types(be: pa.Backend) -> List[str]:
     t.init("2", 0)  # type: ignore[arg-type]
     t.set_fd(ctx, t.sym("kA"), 2**31, None)
     t.set_fd(ctx, t.sym("kA"), "3", None)  # type: ignore[arg-type]
-    t.set_fd(ctx, [], 3, None)  # type: ignore[arg-type]
+    t.set_fd(ctx, [], 3, None)
     t.set_status(ctx, 2**31)
     t.set_status(ctx, 1.5)  # type: ignore[arg-type]
     t.set_callback(ctx, 42, None)
@@ -272,7 +273,8 @@ def job_close_unwinds(be: pa.Backend) -> List[str]:
 
 @scenario(c=False, why="garbage collection of a paused job's handle is Python-only")
 def job_handle_dropped(be: pa.Backend) -> List[str]:
-    """Dropping the last reference to a paused job unwinds it (JobCancelled inside, ``finally`` runs), with a ResourceWarning."""
+    """Dropping the last reference to a paused job unwinds it (JobCancelled inside, ``finally`` runs), with a
+    ResourceWarning."""
     t = Trace(be)
     ctx = t.ctx_new("ctx")
 
@@ -302,7 +304,8 @@ def job_handle_dropped(be: pa.Backend) -> List[str]:
 
 @scenario(c=False, why=f"{_UB}: a job resumed or closed from inside another job")
 def misuse_inside_job(be: pa.Backend) -> List[str]:
-    """From inside a job: resuming, closing another job, closing itself, ``cleanup_thread`` and freeing its context all raise."""
+    """From inside a job: resuming, closing another job, closing itself, ``cleanup_thread`` and freeing its
+    context all raise."""
     t = Trace(be)
     ctx = t.ctx_new("ctx")
     other = t.start("other", ctx, _pauses_once(t, "other", 2))

@@ -95,7 +95,8 @@ def pool_reuse_after_finish(be: pa.Backend) -> List[str]:
 
 @scenario
 def pool_no_jobs_changes_nothing(be: pa.Backend) -> List[str]:
-    """NO_JOBS runs nothing and changes nothing: the function is not called, the paused job and the context are intact."""
+    """NO_JOBS runs nothing and changes nothing: the function is not called, the paused job and the context are
+    intact."""
     t = Trace(be)
 
     def never(arg: Any) -> int:
@@ -125,7 +126,8 @@ def pool_no_jobs_changes_nothing(be: pa.Backend) -> List[str]:
 
 @scenario
 def init_thread_sizes(be: pa.Backend) -> List[str]:
-    """``init_size > max_size`` fails, so ``(0, n > 0)`` fails although 0 means unlimited; a failed call keeps the old pool."""
+    """``init_size > max_size`` fails, so ``(0, n > 0)`` fails although 0 means unlimited; a failed call keeps
+    the old pool."""
     t = Trace(be)
     for max_size, init_size in ((0, 0), (0, 5), (2, 5), (5, 5), (5, 2), (1, 0)):
         t.init(max_size, init_size)
@@ -141,7 +143,8 @@ def init_thread_sizes(be: pa.Backend) -> List[str]:
 
 @scenario
 def init_thread_twice_replaces_pool(be: pa.Backend) -> List[str]:
-    """A second ``init_thread`` replaces the pool (new count from 0); a job paused under the old pool finishes into the new one."""
+    """A second ``init_thread`` replaces the pool (new count from 0); a job paused under the old pool finishes
+    into the new one."""
     t = Trace(be)
     t.init(1, 0)
     ctx = t.ctx_new("ctx")

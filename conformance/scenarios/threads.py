@@ -26,7 +26,8 @@ def _pauses_once(t: Trace, who: str, result: int) -> Callable[[Any], int]:
 
 @scenario
 def threads_own_pools(be: pa.Backend) -> List[str]:
-    """Each thread has its own pool: a full pool in the main thread does not stop another thread, nor its init_thread."""
+    """Each thread has its own pool: a full pool in the main thread does not stop another thread, nor its
+    init_thread."""
     t = Trace(be)
     t.init(1, 0)
     ctx = t.ctx_new("ctx")
@@ -140,7 +141,8 @@ def threads_cleanup_is_per_thread(be: pa.Backend) -> List[str]:
 
 @scenario
 def threads_parallel_jobs(be: pa.Backend) -> List[str]:
-    """Four threads at once, each interleaving three jobs (own pool of 2, own context); each thread's trace is printed after the joins."""
+    """Four threads at once, each interleaving three jobs (own pool of 2, own context); each thread's trace is
+    printed after the joins."""
     t = Trace(be)
     count = 4
     traces = [Trace(be) for _ in range(count)]

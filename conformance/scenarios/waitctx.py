@@ -71,7 +71,8 @@ def fd_duplicate_keys(be: pa.Backend) -> List[str]:
 
 @scenario
 def fd_free_runs_cleanups_newest_first(be: pa.Backend) -> List[str]:
-    """Freeing calls each live fd's cleanup with (ctx, key, fd, data), newest first; none for cleared fds or fds without one."""
+    """Freeing calls each live fd's cleanup with (ctx, key, fd, data), newest first; none for cleared fds or fds
+    without one."""
     t = Trace(be)
     ka, kb, kc, kd = t.sym("kA"), t.sym("kB"), t.sym("kC"), t.sym("kD")
     da, db, dc, dd = t.sym("dA"), t.sym("dB"), t.sym("dC"), t.sym("dD")
@@ -89,7 +90,8 @@ def fd_free_runs_cleanups_newest_first(be: pa.Backend) -> List[str]:
 
 @scenario
 def fd_reset_at_resume(be: pa.Backend) -> List[str]:
-    """The changed lists are reset when the job is resumed, not when it pauses or finishes; an fd set outside counts too."""
+    """The changed lists are reset when the job is resumed, not when it pauses or finishes; an fd set outside
+    counts too."""
     t = Trace(be)
     ka, kb = t.sym("kA"), t.sym("kB")
     ctx = t.ctx_new("ctx")
@@ -118,7 +120,8 @@ def fd_reset_at_resume(be: pa.Backend) -> List[str]:
 
 @scenario
 def fd_clear_after_resume_marks_deleted(be: pa.Backend) -> List[str]:
-    """Clearing an fd that survived a resume marks it deleted: hidden from get_fd and the fd list, listed as deleted, no cleanup."""
+    """Clearing an fd that survived a resume marks it deleted: hidden from get_fd and the fd list, listed as
+    deleted, no cleanup."""
     t = Trace(be)
     ka, da = t.sym("kA"), t.sym("dA")
     ctx = t.ctx_new("ctx")
@@ -142,7 +145,8 @@ def fd_clear_after_resume_marks_deleted(be: pa.Backend) -> List[str]:
 
 @scenario
 def fd_readd_after_marked_delete(be: pa.Backend) -> List[str]:
-    """A key cleared (marked deleted) and set again has a new live fd next to the deleted one; the next resume purges the old."""
+    """A key cleared (marked deleted) and set again has a new live fd next to the deleted one; the next resume
+    purges the old."""
     t = Trace(be)
     ka = t.sym("kA")
     ctx = t.ctx_new("ctx")
@@ -170,7 +174,8 @@ def fd_readd_after_marked_delete(be: pa.Backend) -> List[str]:
 
 @scenario
 def fd_counts_carry_over_to_next_job(be: pa.Backend) -> List[str]:
-    """Counts left by a finished job are seen at the next job's first pause on the same context, and reset at its resume."""
+    """Counts left by a finished job are seen at the next job's first pause on the same context, and reset at
+    its resume."""
     t = Trace(be)
     ka, kb = t.sym("kA"), t.sym("kB")
     ctx = t.ctx_new("ctx")

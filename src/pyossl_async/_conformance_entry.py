@@ -87,6 +87,6 @@ def run_conformance(args: argparse.Namespace) -> int:
         sys.stderr.write(NOT_FOUND.format(env=ENV_DIR, looked=", ".join(looked)))
         return 2
     load_suite(root)
-    from conformance.runner import main  # type: ignore[import-not-found]
+    from conformance.runner import main
 
     return int(main(args))
