@@ -80,5 +80,6 @@ def test_reports_the_program(monkeypatch: pytest.MonkeyPatch) -> None:
     _planted(monkeypatch, PythonWaitCtx, "get_status", wrap)
     verdict = run_differential(300, shrink=False)
     assert verdict["ok"] is False
-    assert "state = DifferentialMachine_openssl_vs_python()" in verdict["program"]
-    assert "get_status" in verdict["program"]
+    assert "state = DifferentialMachine_openssl_vs_python()\nstate.set_up(" in verdict["program"]
+    # every context's state is compared after every step, so no explicit call is needed to see it
+    assert verdict["failure"].startswith("AssertionError: contexts: python")
