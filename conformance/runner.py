@@ -473,9 +473,9 @@ def run(args: argparse.Namespace, catalogue: Optional[str] = None, out: TextIO =
     if csetup.toolchain:
         tc = csetup.toolchain
         w(
-            f"  C        {tc.cc_version}; linked to {tc.libcrypto or '-lcrypto'}"
-            f" ({csetup.expected_version or 'version unknown'}); {csetup.compiled} compiled,"
-            f" {csetup.cached} cached in {tc.cache_dir}\n"
+            f"  C        {tc.cc_version}, linked to {tc.libcrypto or '-lcrypto'}"
+            f" ({csetup.expected_version or 'version unknown'})\n"
+            f"           twins: {csetup.compiled} compiled, {csetup.cached} cached in {tc.cache_dir}\n"
         )
     else:
         w(f"  C        not run: {csetup.reason}; comparing the backends with each other only\n")

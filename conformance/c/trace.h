@@ -8,8 +8,9 @@
  * prefix. Pointers (jobs, wait contexts, keys, custom data, callbacks and their
  * arguments) are printed by the symbolic name registered for them.
  *
- * A test fixture of the conformance suite (header-only, one translation unit per
- * twin), not part of the installed package.
+ * Header-only: each twin is one source file including it (the runner links
+ * _version.c in as well). A test fixture of the conformance suite, not part of
+ * the installed package.
  */
 #ifndef CONFORMANCE_TRACE_H
 #define CONFORMANCE_TRACE_H

@@ -49,6 +49,19 @@ def fd_set_get_clear_outside_jobs(be: pa.Backend) -> List[str]:
 
 
 @scenario
+def fd_clear_twice(be: pa.Backend) -> List[str]:
+    """Clearing a key twice: the second clear finds nothing and returns 0 (the README's example)."""
+    t = Trace(be)
+    ka = t.sym("kA")  # a symbolic key (C: a unique pointer)
+    ctx = t.ctx_new("ctx")  # "ctx = WAIT_CTX_new"
+    t.set_fd(ctx, ka, 11, None)  # "set_wait_fd(ctx, kA, 11, NULL, cleanup) -> 1"
+    t.clear_fd(ctx, ka)  # "clear_fd(ctx, kA) -> 1"
+    t.clear_fd(ctx, ka)  # "clear_fd(ctx, kA) -> 0"
+    t.ctx_free(ctx)  # "WAIT_CTX_free(ctx)"
+    return t.lines
+
+
+@scenario
 def fd_duplicate_keys(be: pa.Backend) -> List[str]:
     """A second fd for a key does not replace the first: both are listed, the newest shadows, clears go newest first."""
     t = Trace(be)
