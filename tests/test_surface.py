@@ -27,6 +27,8 @@ CONTRACT_FUNCTIONS = [
     "pause_blocked",
     "run_job",
 ]
+#: helpers for engine code running inside a job (issue 5), beyond the contract
+ENGINE_HELPERS = ["await_future", "wait_for_fd"]
 BACKEND_METHODS = [
     "is_capable",
     "init_thread",
@@ -79,6 +81,27 @@ def test_module_functions_exist() -> None:
     for name in CONTRACT_FUNCTIONS:
         assert callable(getattr(pa, name)), name
         assert name in pa.__all__
+
+
+def test_engine_helpers_exported() -> None:
+    for name in ENGINE_HELPERS:
+        assert callable(getattr(pa, name)), name
+        assert name in pa.__all__
+    from pyossl_async import engine
+
+    assert pa.await_future is engine.await_future and pa.wait_for_fd is engine.wait_for_fd
+    assert inspect.signature(pa.await_future).parameters["notify"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert list(inspect.signature(pa.wait_for_fd).parameters) == ["fd", "key"]
+
+
+def test_aio_surface() -> None:
+    from pyossl_async import aio
+
+    assert aio.__all__ == ["run_job"]
+    assert inspect.iscoroutinefunction(aio.run_job)
+    sig = inspect.signature(aio.run_job)
+    assert list(sig.parameters) == ["func", "args", "backend", "ctx"]
+    assert sig.parameters["backend"].kind is inspect.Parameter.KEYWORD_ONLY
 
 
 def test_signatures() -> None:

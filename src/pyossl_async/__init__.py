@@ -23,6 +23,7 @@ from ._errors import (
 from ._protocol import Backend, Job, StartResult
 from ._protocol import WaitCtx as WaitCtxType
 from ._registry import available_backends, get_backend
+from .engine import await_future, wait_for_fd
 
 if TYPE_CHECKING:
     from ._protocol import CleanupFunc  # noqa: F401
@@ -53,6 +54,7 @@ __all__ = [
     "WaitCtxType",
     "WaitStatus",
     "available_backends",
+    "await_future",
     "block_pause",
     "cleanup_thread",
     "get_backend",
@@ -65,6 +67,7 @@ __all__ = [
     "run_job",
     "start_job",
     "unblock_pause",
+    "wait_for_fd",
 ]
 
 

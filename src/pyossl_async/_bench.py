@@ -274,6 +274,71 @@ def _scaling(backend: Any, counts: List[int]) -> List[Result]:
     return out
 
 
+# -- many jobs on one asyncio loop ----------------------------------------------------
+
+
+def _aio_round(backend: Any, jobs: int, waits: int) -> tuple[float, float]:
+    """(seconds for ``jobs`` aio.run_job jobs, for as many plain coroutines), each
+    waiting ``waits`` times for a pipe it has just written to."""
+    import asyncio
+
+    from . import aio
+    from .engine import wait_for_fd
+
+    pipes = [os.pipe() for _ in range(jobs)]
+
+    def job(fds: tuple[int, int]) -> int:
+        r, w = fds
+        for _ in range(waits):
+            os.write(w, b"x")
+            wait_for_fd(r)
+            os.read(r, 1)
+        return 0
+
+    async def coroutine(fds: tuple[int, int]) -> int:
+        loop = asyncio.get_running_loop()
+        r, w = fds
+        for _ in range(waits):
+            os.write(w, b"x")
+            fut = loop.create_future()
+            loop.add_reader(r, fut.set_result, None)
+            try:
+                await fut
+            finally:
+                loop.remove_reader(r)
+            os.read(r, 1)
+        return 0
+
+    async def run_jobs() -> float:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(aio.run_job(job, p, backend=backend) for p in pipes))
+        return time.perf_counter() - t0
+
+    async def run_coroutines() -> float:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(coroutine(p) for p in pipes))
+        return time.perf_counter() - t0
+
+    try:
+        return asyncio.run(run_jobs()), asyncio.run(run_coroutines())
+    finally:
+        for r, w in pipes:
+            os.close(r)
+            os.close(w)
+
+
+def _aio(backend: Any, jobs: int, waits: int, repeats: int) -> Result:
+    _aio_round(backend, max(jobs // 10, 1), waits)
+    ours, plain = [], []
+    for _ in range(repeats):
+        gc.collect()
+        a, b = _aio_round(backend, jobs, waits)
+        ours.append(a / (jobs * waits) * 1e6)
+        plain.append(b / (jobs * waits) * 1e6)
+    o, p = statistics.median(ours), statistics.median(plain)
+    return {"jobs": jobs, "waits": waits, "job_us": o, "coroutine_us": p, "ratio": o / p}
+
+
 # -- report ------------------------------------------------------------------------
 
 
@@ -354,6 +419,20 @@ def run_bench(args: argparse.Namespace) -> int:
                 f"  {r['paused']:>6} paused: resume {r['resume_us']:7.3f}us ({r['resume_us'] / base:4.2f}x of 10)"
                 f"   {r['rss_kib_per_job']:7.1f} KiB/job"
             )
+
+    print("\naio.run_job: 1000 jobs in flight on one asyncio loop, each waiting on a pipe")
+    results["aio"] = {}
+    for name in names:
+        backend = _registry.get_backend(name)
+        if not backend.is_capable():
+            continue
+        jobs = 1000 if name == "openssl" else 200
+        r = _aio(backend, jobs, 5 if quick else 20, 3 if quick else 5)
+        results["aio"][name] = r
+        print(
+            f"  {name:<8} {jobs} jobs: {r['job_us']:7.2f}us per wait, plain coroutine awaiting the same fd "
+            f"{r['coroutine_us']:6.2f}us: {r['ratio']:.2f}x"
+        )
 
     if getattr(args, "json", None):
         with open(args.json, "w") as f:

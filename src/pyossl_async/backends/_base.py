@@ -94,10 +94,10 @@ class JobRecord:
 
     # Called by the engine, inside the job, on the job's own stack and thread state.
     def run_in_job(self) -> None:
-        _sync_tracers(self)
         func, args = self.func, self.args
         self.func = self.args = None  # the job owns them now; drop ours early
         try:
+            _sync_tracers(self)
             self.value = self.context.run(func, args)  # type: ignore[arg-type]
         except BaseException as exc:  # noqa: BLE001 - re-raised by start_job
             self.exception = exc
@@ -109,11 +109,17 @@ class JobRecord:
 
 
 def _sync_tracers(record: JobRecord) -> None:
-    """Give the job the caller's tracer and profiler (debuggers, coverage)."""
-    if sys.gettrace() is not record.trace:
-        sys.settrace(record.trace)
-    if sys.getprofile() is not record.profile:
-        sys.setprofile(record.profile)
+    """Give the job the caller's tracer and profiler (debuggers, coverage).
+
+    Only Python callables can be passed on: a profiler installed from C (cProfile
+    before 3.12) shows up in ``sys.getprofile()`` as an object ``sys.setprofile``
+    refuses, and the job then runs unprofiled.
+    """
+    trace, profile = record.trace, record.profile
+    if sys.gettrace() is not trace and (trace is None or callable(trace)):
+        sys.settrace(trace)
+    if sys.getprofile() is not profile and (profile is None or callable(profile)):
+        sys.setprofile(profile)
 
 
 class ThreadJobs:

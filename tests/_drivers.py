@@ -1,0 +1,131 @@
+"""What the driver tests share: the drivers to run a job with, and small fd tools."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import threading
+from typing import Any, Callable, Iterator, List, Optional
+
+import pytest
+
+import pyossl_async as pa
+from pyossl_async import aio
+
+try:
+    import uvloop
+except ImportError:  # optional
+    uvloop = None
+
+#: every test that takes ``driver`` runs once per driver: the blocking
+#: pa.run_job, aio.run_job on asyncio's loop, and on uvloop's when installed
+DRIVERS = ["blocking", "asyncio", "uvloop"]
+#: the asyncio drivers alone
+AIO_DRIVERS = ["asyncio", "uvloop"]
+
+#: no test should wait this long; a driver that hangs fails instead
+HANG = 60.0
+
+
+def new_loop(kind: str) -> asyncio.AbstractEventLoop:
+    if kind == "uvloop":
+        if uvloop is None:
+            pytest.skip("uvloop is not installed (optional)")
+        return uvloop.new_event_loop()  # type: ignore[no-any-return]
+    return asyncio.new_event_loop()
+
+
+def run_async(kind: str, coro_fn: Callable[[], Any]) -> Any:
+    """Run ``coro_fn()`` to the end on a new loop of ``kind``; fail instead of hanging."""
+    loop = new_loop(kind)
+    try:
+        return loop.run_until_complete(asyncio.wait_for(coro_fn(), HANG))
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+def drive(kind: str, backend: Any, func: Callable[[Any], int], args: Any = None, **kw: Any) -> int:
+    """Run ``func(args)`` in a job with the driver ``kind``; its result."""
+    if kind == "blocking":
+        kw.setdefault("timeout", HANG)
+        return pa.run_job(func, args, backend=backend, **kw)
+
+    async def main() -> int:
+        return await aio.run_job(func, args, backend=backend, **kw)
+
+    return run_async(kind, main)  # type: ignore[no-any-return]
+
+
+def readable(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def nonblocking_pipe() -> tuple[int, int]:
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    return r, w
+
+
+def later(delay: float, fn: Callable[..., Any], *args: Any) -> threading.Timer:
+    """Call ``fn(*args)`` on a timer thread (an "accelerator" finishing later)."""
+    timer = threading.Timer(delay, fn, args)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def open_fds() -> List[int]:
+    return sorted(int(n) for n in os.listdir("/proc/self/fd"))
+
+
+def ctx_of(backend: Any) -> Any:
+    """Inside a job: the job's wait context."""
+    return backend.get_wait_ctx(backend.get_current_job())
+
+
+class Pipes:
+    """Pipes a test creates, all closed at the end."""
+
+    def __init__(self) -> None:
+        self.fds: List[int] = []
+
+    def new(self) -> tuple[int, int]:
+        r, w = nonblocking_pipe()
+        self.fds += [r, w]
+        return r, w
+
+    def close(self) -> None:
+        for fd in self.fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fds.clear()
+
+
+@pytest.fixture(name="pipes")
+def pipes_fixture() -> Iterator[Pipes]:
+    """Import ``pipes_fixture`` into a test module to use the ``pipes`` fixture."""
+    p = Pipes()
+    yield p
+    p.close()
+
+
+def drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def loop_readers(loop: asyncio.AbstractEventLoop) -> Optional[int]:
+    """How many fds a stdlib selector loop watches (None where it cannot be seen)."""
+    selector = getattr(loop, "_selector", None)
+    if selector is None:
+        return None
+    return len(selector.get_map())
