@@ -89,10 +89,12 @@ def scenario(
 
 
 def all_scenarios() -> List[Scenario]:
-    """Every registered scenario, in catalogue order (module by module)."""
-    from . import scenarios  # noqa: F401 - importing registers them
+    """Every registered scenario, in catalogue order: ``scenarios.MODULES``, then source order."""
+    from .scenarios import MODULES  # importing registers them
 
-    return list(_REGISTRY.values())
+    rank = {name: i for i, name in enumerate(MODULES)}
+    # sorted() is stable: within a module, scenarios keep their registration (source) order
+    return sorted(_REGISTRY.values(), key=lambda s: rank.get(s.group, len(rank)))
 
 
 def select(scenarios: List[Scenario], substring: Optional[str]) -> List[Scenario]:

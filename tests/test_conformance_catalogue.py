@@ -15,6 +15,7 @@ import pytest
 from conformance import all_scenarios, ctwins
 from conformance.catalogue import C_DIR, Scenario
 from conformance.compare import compare_traces
+from conformance.scenarios import MODULES
 
 import pyossl_async as pa
 
@@ -33,6 +34,14 @@ def test_catalogue_size_and_shape() -> None:
     for s in SCENARIOS:
         assert s.doc, f"{s.name} needs a docstring saying what it checks"
         assert bool(s.twin) != bool(s.why_no_twin), s.name
+
+
+def test_catalogue_order_is_the_documented_one() -> None:
+    """The table starts with the man page's example and goes module by module, as MODULES says."""
+    assert SCENARIOS[0].name == "man_page_example"
+    groups = [s.group for s in SCENARIOS]
+    assert groups == sorted(groups, key=MODULES.index)
+    assert set(groups) == set(MODULES)
 
 
 def test_every_twin_exists_and_every_c_file_is_a_twin() -> None:
