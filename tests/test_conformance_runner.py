@@ -190,6 +190,13 @@ def test_no_compiler_compares_backends_only(both: None, fake_dir: Path, monkeypa
     assert "not run: no C compiler found" in out and "comparing the backends with each other only" in out
 
 
+def test_no_openssl_headers_is_explained(toolchain: ctwins.Toolchain, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CFLAGS", "-nostdinc")  # the compiler finds no headers at all
+    tc, why = ctwins.find_toolchain(toolchain.libcrypto)
+    assert tc is None
+    assert why.startswith("cannot build against OpenSSL with ") and "headers or libcrypto missing" in why
+
+
 @pytest.mark.subprocess
 def test_a_broken_twin_is_a_disagreement(both: None, fake_dir: Path, toolchain: ctwins.Toolchain) -> None:
     status, out = _run("broken_twin")
