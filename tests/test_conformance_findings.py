@@ -35,8 +35,9 @@ def test_orphaned_job_survives_a_thread_that_reuses_its_ident(name: str) -> None
 
         def orphan():
             idents.append(threading.get_ident())
-            box.append(be.WaitCtx())
-            box.append(be.start_job(None, box[0], lambda arg: be.pause_job() and 0)[1])
+            ctx = be.WaitCtx()
+            box.append(ctx)
+            box.append(be.start_job(None, ctx, lambda arg: be.pause_job() and 0)[1])
 
         def other():
             idents.append(threading.get_ident())
@@ -45,20 +46,23 @@ def test_orphaned_job_survives_a_thread_that_reuses_its_ident(name: str) -> None
                 be.start_job(job, None, None)
             be.cleanup_thread()
 
-        for target in (orphan, other):
-            t = threading.Thread(target=target)
-            t.start()
-            t.join()
-            gc.collect()
-        print("frames", len(sys._current_frames()) >= 1, flush=True)
-        sys.settrace(lambda frame, event, arg: None)
-        with be.WaitCtx() as ctx:
-            _, job, _ = be.start_job(None, ctx, lambda arg: be.pause_job() and 3)
-            result = be.start_job(job, None, None)
-        sys.settrace(None)
-        print("result", result[2], "orphan", box[1].state, flush=True)
+        # Whether the freed stack is mapped again before the frames are walked
+        # varies from run to run: several rounds make the crash all but certain.
+        for _ in range(8):
+            for target in (orphan, other):
+                t = threading.Thread(target=target)
+                t.start()
+                t.join()
+                gc.collect()
+            assert len(sys._current_frames()) >= 1
+            sys.settrace(lambda frame, event, arg: None)
+            with be.WaitCtx() as ctx:
+                _, job, _ = be.start_job(None, ctx, lambda arg: be.pause_job() and 3)
+                result = be.start_job(job, None, None)
+            sys.settrace(None)
+        print("result", result[2], "orphans", sorted({{j.state for j in box[1::2]}}), flush=True)
         """,
         check=False,
     )
     assert proc.returncode == 0, f"child exited with {proc.returncode}\n{proc.stderr[-3000:]}"
-    assert proc.stdout.split() == ["frames", "True", "result", "3", "orphan", "paused"], proc.stdout
+    assert proc.stdout.split() == ["result", "3", "orphans", "['paused']"], proc.stdout
