@@ -24,8 +24,9 @@ import argparse
 import concurrent.futures
 import select
 import sys
+import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import evp as evp_module
 
@@ -42,11 +43,17 @@ class OffloadEngine:
         self.notify = notify
         self.lanes = lanes
         self.accelerator = concurrent.futures.ThreadPoolExecutor(lanes, thread_name_prefix="accelerator")
+        #: when set, the device also waits for this event before it completes (part 1
+        #: uses it so that the job always has paused first, however loaded the machine)
+        self.gate: Optional[threading.Event] = None
 
     def _device(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Runs on an accelerator lane: the device's latency, then the real work."""
         if self.latency:
             time.sleep(self.latency)
+        gate = self.gate
+        if gate is not None:
+            gate.wait()
         return fn(*args)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> "concurrent.futures.Future[Any]":
@@ -71,16 +78,19 @@ def part1(be: pa.Backend, engine: OffloadEngine) -> None:
         print(f"   [job]    resumed with the digest {digest.hex()}")
         return len(digest)
 
+    engine.gate = threading.Event()
     with be.WaitCtx() as ctx:
         status, handle, ret = be.start_job(None, ctx, job, b"hello")
         while status == pa.PAUSE:
             fds = ctx.get_all_fds()
             print(f"   [driver] start_job() returned PAUSE; the job waits on {len(fds)} fd")
+            engine.gate.set()  # the device may complete now
             select.select(fds, [], [])
             print("   [driver] the fd is readable: resume the job")
             status, handle, ret = be.start_job(handle, ctx, None)
         print(f"   [driver] start_job() returned {status.name}, result {ret}")
         print(f"   [driver] wait fds left in the context: {len(ctx.get_all_fds())}")
+    engine.gate = None
 
 
 def part2(be: pa.Backend, engine: OffloadEngine) -> None:

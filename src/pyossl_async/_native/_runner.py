@@ -248,6 +248,12 @@ class _OpenSSLStacks:
         for stack in stacks:
             stack.close()
 
+    def abandon_thread(self, ident: int) -> None:
+        """A thread exited with paused jobs: their stacks are leaked with them, and must not
+        be unmapped by a later thread that is given the same ident."""
+        with self._lock:
+            self._by_thread.pop(ident, None)
+
 
 class NativeSupport:
     """Process-wide machinery for the openssl backend (created once, on load)."""
@@ -572,6 +578,8 @@ class JobRunner:
         """After fork: the child has none of the pooled thread states any more."""
         self.closed = True
         self.tstates.forget()
+        if self.native.openssl_stacks is not None:
+            self.native.openssl_stacks.abandon_thread(self.ident)
 
 
 _DEBUG = bool(os.environ.get("PYOSSL_ASYNC_DEBUG"))

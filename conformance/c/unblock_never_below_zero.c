@@ -1,0 +1,25 @@
+/* Twin of unblock_never_below_zero. */
+#include "trace.h"
+
+static int job(void *arg)
+{
+    t_unblock("j");
+    t_unblock("j");
+    t_block("j");
+    t_pause("j");
+    t_unblock("j");
+    t_pause("j");
+    return 1;
+}
+
+int main(void)
+{
+    ASYNC_JOB *handle;
+    ASYNC_WAIT_CTX *ctx = t_ctx_new("ctx");
+
+    t_start(&handle, "j", ctx, job, NULL, 0);
+    t_resume(&handle);
+    t_ctx_free(ctx);
+    t_cleanup_thread(NULL);
+    return 0;
+}
