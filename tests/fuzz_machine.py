@@ -454,7 +454,7 @@ class Machine:
                     b._cancel_quietly(thread, r)
                     continue
                 # Only the job itself can still hold its handle (its paused frames are
-                # roots the collector cannot see through; README, Limits): close it.
+                # roots the collector cannot see through; README, Security and limits): close it.
                 try:
                     handle.close()
                 except BaseException as exc:  # noqa: BLE001

@@ -293,7 +293,7 @@ def test_exception_state_is_preserved_across_a_pause(backend: pa.Backend) -> Non
 @pytest.mark.skipif(
     sys.version_info >= (3, 13),
     reason="CPython 3.13 keys threading.local data by a per-thread-state object only C can reach; "
-    "values stay with a reused thread state (README, Limits)",
+    "values stay with a reused thread state (README, Security and limits)",
 )
 def test_threading_local_does_not_leak_between_jobs(backend: pa.Backend) -> None:
     import threading

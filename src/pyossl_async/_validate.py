@@ -21,7 +21,7 @@ __all__ = [
 #: at once, each with its own stack: 3.0/3.1 ``malloc`` 32 KiB per stack with no
 #: limit, so ``init_thread(2**63, 2**31 - 1)`` ran the machine out of memory until
 #: the kernel killed the process; the python backend starts a thread per job. A
-#: process can hold about 30,000 paused jobs anyway (README, Limits).
+#: process can hold about 30,000 paused jobs anyway (README, Security and limits).
 MAX_INIT_SIZE = 1 << 15
 
 

@@ -280,6 +280,8 @@ class NativeSupport:
         self.fast_current_job.restype = c_void_p
         self.openssl_stacks: Optional[_OpenSSLStacks] = None
         self.stack_mode, self.stack_mode_reason = self._choose_stack_mode(crypto)
+        #: the deepest recursion limit a job stack holds (0: Python calls use no C stack)
+        self.depth_budget = self.stack_size // C_STACK_PER_CALL if sys.version_info < (3, 11) else 0
 
     def _choose_stack_mode(self, crypto: LibCrypto) -> tuple[str, str]:
         forced = os.environ.get(ENV_STACK_MODE, "").strip().lower()
@@ -583,6 +585,9 @@ class JobRunner:
 
 
 _DEBUG = bool(os.environ.get("PYOSSL_ASYNC_DEBUG"))
+#: C stack one Python-to-Python call takes on CPython 3.9/3.10, with margin (measured:
+#: a 4 MiB stack holds 10,000 to 15,000 plain calls). 3.11+ calls take none.
+C_STACK_PER_CALL = 512
 #: ``iter(callable, sentinel)``'s sentinel for the entry callback: never a frame
 _NO_FRAME = object()
 

@@ -8,13 +8,14 @@ policy on top and maps OpenSSL's per-thread functions one to one.
 from __future__ import annotations
 
 import ctypes
+import sys
 import threading
 from typing import Any, Optional
 
 from .._constants import Status
-from .._errors import ErrorEntry, from_conversion_failure
+from .._errors import AsyncError, ErrorEntry, from_conversion_failure
 from .._libcrypto import LibCrypto, drain_errors
-from .._native._runner import JobRunner, NativeSupport
+from .._native._runner import C_STACK_PER_CALL, ENV_STACK_SIZE, JobRunner, NativeSupport
 from .._validate import init_size_limit, size_t
 from ._base import STATUSES, BackendBase, JobRecord, ThreadJobs
 from ._openssl_waitctx import OpenSSLWaitCtx
@@ -103,6 +104,16 @@ class OpenSSLBackend(BackendBase):
 
     def _engine_start(self, thread: ThreadJobs, record: JobRecord) -> Status:
         runner = self._runner(thread)
+        budget = runner.native.depth_budget
+        if budget and sys.getrecursionlimit() > budget:
+            # 3.9/3.10: recursion that deep would run off the job's stack (SIGSEGV)
+            # before RecursionError could stop it
+            raise AsyncError(
+                f"the recursion limit ({sys.getrecursionlimit()}) is deeper than a job stack of "
+                f"{runner.native.stack_size >> 10} KiB holds on CPython {sys.version_info[0]}.{sys.version_info[1]} "
+                f"(about {budget} calls): set {ENV_STACK_SIZE} to at least "
+                f"{-(-sys.getrecursionlimit() * C_STACK_PER_CALL >> 20)}M, or lower the limit"
+            )
         ctx = record.ctx
         if ctx is not None:
             address = ctx._ptr  # type: ignore[attr-defined]
