@@ -613,3 +613,44 @@ def test_a_recursion_limit_deeper_than_a_job_stack_is_refused_not_crashed() -> N
     else:
         assert refused == "RecursionError at 19000", refused
     assert run_isolated(DEEP, env={"PYOSSL_ASYNC_STACK_SIZE": "10M"}).stdout.strip() == "RecursionError at 19000"
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("name", NAMES)
+def test_a_paused_job_whose_finaliser_was_interrupted_is_unwound_later(name: str) -> None:
+    """A signal handler that raises as a dropped handle's ``__del__`` starts (CPython 3.9
+    runs handlers between any two instructions; simulated here by replacing the
+    method it calls) left the job paused for good: its WaitCtx could never close
+    and ``cleanup_thread()`` refused. Both now unwind such jobs first."""
+    _require(name)
+    proc = run_isolated(
+        f"""
+        import gc, warnings
+        import pyossl_async as pa
+        b = pa.get_backend({name!r})
+        log = []
+        def job(arg):
+            try:
+                b.pause_job()
+            finally:
+                log.append(arg)
+            return 0
+        def interrupted(record, handle):
+            raise KeyboardInterrupt  # where a signal handler would raise it
+        b._handle_died = interrupted  # what Job.__del__ calls
+        ctx = b.WaitCtx()
+        b.start_job(None, ctx, job, "ctx")  # the handle is dropped at once
+        b.start_job(None, None, lambda a: 0)
+        print(log, sorted(r.state for r in ctx._users))
+        ctx.close()
+        ctx2 = b.WaitCtx()
+        b.start_job(None, ctx2, job, "thread")
+        gc.collect()
+        del b._handle_died
+        b.cleanup_thread()
+        ctx2.close()
+        print(log)
+        """,
+        args=("-W", "ignore"),
+    )
+    assert proc.stdout.splitlines() == ["[] ['paused']", "['ctx', 'thread']"], proc.stdout + proc.stderr

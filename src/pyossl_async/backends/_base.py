@@ -19,7 +19,7 @@ import threading
 import warnings
 import weakref
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Optional, Set
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set
 
 from .._constants import Status
 from .._errors import JobCancelled, JobStateError, WaitCtxClosedError
@@ -207,6 +207,8 @@ class WaitCtxBase(abc.ABC):
         """
         if self._closed:
             return
+        if self._users:
+            self._backend._reap_abandoned(self._users)
         if self._users:
             states = sorted(r.state for r in self._users)
             raise JobStateError(
@@ -582,6 +584,8 @@ class BackendBase(abc.ABC):
         if thread is not None and thread.pending:
             self._drain_pending(thread)
         if thread is not None and thread.paused:
+            self._reap_abandoned(thread.paused)
+        if thread is not None and thread.paused:
             raise JobStateError(
                 f"cleanup_thread() with {len(thread.paused)} paused job(s): "
                 f"close or finish them first (C would leak them)"
@@ -645,6 +649,28 @@ class BackendBase(abc.ABC):
         finally:
             if record.state == "finished":
                 record.handle = None
+
+    def _reap_abandoned(self, records: Iterable[JobRecord]) -> None:
+        """Unwind this thread's paused jobs among ``records`` whose handles are gone.
+
+        A dropped handle's ``__del__`` unwinds its job, but a signal handler can
+        raise at its first line (CPython 3.9 runs them between any two
+        instructions), and the job would stay paused for good. Before refusing to
+        close a WaitCtx or clean up a thread because of paused jobs, finish what
+        those finalisers could not.
+        """
+        thread, running = self._current()
+        if thread is None or running is not None or thread.busy:
+            return
+        for record in list(records):
+            if (
+                record.state == "paused"
+                and record.owner == thread.ident
+                and not record.orphaned
+                # its finaliser began (it resurrected the handle) or never ran
+                and (record.handle is not None or record.handle_ref is None or record.handle_ref() is None)
+            ):
+                self._cancel_quietly(thread, record)
 
     def _drain_pending(self, thread: ThreadJobs) -> None:
         if thread.restore_limit:
