@@ -433,7 +433,13 @@ class JobRunner:
         ex = Execution(body, tstate, unit, slot)
         body.engine = ex  # from here on, an interrupted start can be settled (see settle())
         frame = self._job_frame(ex)
-        next(frame)
+        try:
+            next(frame)
+        except StopIteration:
+            # 3.9: a signal handler raised before the frame reached its yield; the
+            # frame kept the exception (settle() recycles what the job took)
+            exc, ex.interrupt = ex.interrupt, None
+            raise exc or RuntimeError("a job frame ended before it was entered") from None
         self.current_frame = frame
         cells = self._cells
         cells[0] = slot.address

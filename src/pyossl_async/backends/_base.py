@@ -449,14 +449,23 @@ class BackendBase(abc.ABC):
             # the caller's recursion limit was reached in our bookkeeping after the
             # switch. A record left "running" would be a job nobody can resume or close.
             if record.state == "running":
-                # No Python call may come first: at the recursion limit it would fail
-                # too (3.12+ leaves a RecursionError's handler no headroom at all).
-                limit = sys.getrecursionlimit()
-                sys.setrecursionlimit(limit + _SETTLE_HEADROOM)
+                limit = 0
                 try:
-                    self._settle_interrupted(thread, record, fresh)
+                    try:
+                        # No Python call may come first: at the recursion limit it would
+                        # fail too (3.12+ leaves a RecursionError's handler no headroom).
+                        limit = sys.getrecursionlimit()
+                        sys.setrecursionlimit(limit + _SETTLE_HEADROOM)
+                        self._settle_interrupted(thread, record, fresh)
+                    except BaseException:
+                        # interrupted again (Ctrl-C pressed twice) before it was settled;
+                        # settling twice is harmless, a record left "running" is not
+                        if record.state == "running":
+                            self._settle_interrupted(thread, record, fresh)
+                        raise
                 finally:
-                    self._restore_recursion_limit(thread, limit)
+                    if limit:
+                        self._restore_recursion_limit(thread, limit)
             raise
         finally:
             thread.busy -= 1
@@ -480,7 +489,8 @@ class BackendBase(abc.ABC):
         """Make the records agree with where the engine left a job whose drive was cut short.
 
         A job found paused is closed, as the python backend does when a signal
-        interrupts its handoff: the caller gets the exception, not the handle.
+        interrupts its handoff: the caller gets the exception, not the handle. A
+        job being closed is left paused: ``_cancel`` decides what that means.
         """
         thread.running = None
         status = self._engine_settle(thread, record)
@@ -609,15 +619,22 @@ class BackendBase(abc.ABC):
         self._cancel(thread, record, handle)
 
     def _cancel(self, thread: ThreadJobs, record: JobRecord, handle: Optional[Job]) -> None:
-        record.cancelled = True
-        if handle is None:
-            handle = record.handle or (record.handle_ref() if record.handle_ref is not None else None)
-        if handle is None:  # pragma: no cover - finalisers resurrect the handle first
-            handle = Job(record)
         try:
+            record.cancelled = True
+            if handle is None:
+                handle = record.handle or (record.handle_ref() if record.handle_ref is not None else None)
+            if handle is None:  # pragma: no cover - finalisers resurrect the handle first
+                handle = Job(record)
             status, _, _ = self._drive(thread, record, handle, fresh=False)
         except JobCancelled:
             return
+        except BaseException:
+            if record.state == "paused":
+                # cut short (Ctrl-C) before the job saw it: the close did not happen and
+                # can be made again; left cancelled, a later resume would raise
+                # JobCancelled out of start_job
+                record.cancelled = False
+            raise
         if status == Status.PAUSE:  # pragma: no cover - pause raises once cancelled
             raise JobStateError("job paused while being closed")
 
