@@ -176,13 +176,21 @@ class OpenSSLWaitCtx(WaitCtxBase):
         finally:
             self._done()
 
+    def _key_token(self, key: Hashable) -> Optional[int]:
+        """The pointer C knows ``key`` by; ``None`` if no fd was ever set under it.
+
+        Checks the context is open before and after hashing: a key's ``__hash__``
+        may close it.
+        """
+        self._check_open()
+        hashable_key(key)
+        self._check_open()
+        return self._key_tokens.get(key)
+
     def get_fd(self, key: Hashable) -> Optional[tuple[int, Any]]:
         self._in_use += 1
         try:
-            self._check_open()
-            hashable_key(key)
-            self._check_open()  # the key's __hash__ may have closed it
-            key_token = self._key_tokens.get(key)
+            key_token = self._key_token(key)
             if key_token is None:
                 return None
             fd = c_int()
@@ -230,10 +238,7 @@ class OpenSSLWaitCtx(WaitCtxBase):
     def clear_fd(self, key: Hashable) -> bool:
         self._in_use += 1
         try:
-            self._check_open()
-            hashable_key(key)
-            self._check_open()  # the key's __hash__ may have closed it
-            key_token = self._key_tokens.get(key)
+            key_token = self._key_token(key)
             if key_token is None:
                 return False
             self._check_open()
