@@ -22,8 +22,8 @@ def address_of(fn: Any) -> int:
 class _Bound:
     _rows: Sequence[_Row] = ()
 
-    def _bind(self, dll: Any) -> None:
-        for name, restype, argtypes in self._rows:
+    def _bind(self, dll: Any, rows: Sequence[_Row] = ()) -> None:
+        for name, restype, argtypes in rows or self._rows:
             try:
                 fn = getattr(dll, name)
             except AttributeError:
@@ -44,17 +44,26 @@ class Libc(_Bound):
     pthread_setspecific: Any
 
     _rows = (
-        ("mmap", c_void_p, (c_void_p, c_size_t, c_int, c_int, c_int, c_long)),
         ("munmap", c_int, (c_void_p, c_size_t)),
-        ("mprotect", c_int, (c_void_p, c_size_t, c_int)),
-        ("getcontext", c_int, (c_void_p,)),
         ("pthread_getspecific", c_void_p, (c_uint,)),
         ("pthread_setspecific", c_int, (c_uint, c_void_p)),
     )
+    #: the calls whose failures we explain with errno (``ctypes.get_errno()``)
+    _errno_rows = (
+        ("mmap", c_void_p, (c_void_p, c_size_t, c_int, c_int, c_int, c_long)),
+        ("mprotect", c_int, (c_void_p, c_size_t, c_int)),
+        ("getcontext", c_int, (c_void_p,)),
+    )
 
     def __init__(self) -> None:
-        self.dll = ctypes.CDLL("libc.so.6", use_errno=True)
+        # Two handles on the same libc. ``use_errno`` keeps ctypes' errno cell in the
+        # thread state's dict: a call of that kind from a thread's exit finaliser (a
+        # stack's munmap) re-created the dict CPython had just cleared, leaking 4
+        # blocks per thread on 3.9-3.12, and costs a dict lookup per call on the
+        # hot path (swapcontext). Only setting up a stack wants errno.
+        self.dll = ctypes.CDLL("libc.so.6")
         self._bind(self.dll)
+        self._bind(ctypes.CDLL("libc.so.6", use_errno=True), self._errno_rows)
         # variadic: makecontext(ucp, fn, argc, ...); arguments are passed as uint64
         self.makecontext = self.dll.makecontext
         self.makecontext.restype = None
