@@ -66,13 +66,23 @@ MIB = 1 << 20
 RSS_FLAT_BYTES = 8 * MIB
 #: ...or by this fraction of the post-warm-up RSS, whichever is larger
 RSS_FLAT_FRACTION = 0.03
+#: bytes handed out by malloc and not freed (glibc's mallinfo2): C-level live data,
+#: where RSS also counts what the allocator keeps after a free
+MALLOC_FLAT_BYTES = 4 * MIB
+#: memory blocks the Python allocator has handed out (sys.getallocatedblocks()):
+#: Python-level live objects; a leak of one object per thousand jobs exceeds it
+BLOCKS_FLAT = 2000
 #: memory mappings come and go with the allocators' arenas: this many more is flat
 MAPS_FLAT = 64
 #: these are counts of things the library creates and must give back: any growth is growth
 EXACT_METRICS = ("fds", "tstates", "threads")
-METRICS = ("rss", "fds", "tstates", "threads", "maps")
+#: live data: if these are flat while RSS grows, the growth is memory the allocators keep
+LIVE_METRICS = ("malloc", "blocks")
+METRICS = ("rss", "malloc", "blocks", "fds", "tstates", "threads", "maps")
 METRIC_NAMES = {
     "rss": "RSS",
+    "malloc": "malloc in use",
+    "blocks": "Python blocks",
     "fds": "open fds",
     "tstates": "thread states",
     "threads": "OS threads",
@@ -106,12 +116,12 @@ class Figures:
 ISSUE = Figures(threads=8, jobs_per_thread=2000, seconds=60.0, churn=1_000_000, warmup=5.0)
 #: the python backend parks every paused job on its own OS thread, and each of its
 #: resumes is two handoffs through the OS scheduler (tens of microseconds)
-PYTHON_DEFAULT = Figures(threads=8, jobs_per_thread=250, seconds=60.0, churn=200_000, warmup=5.0)
+PYTHON_DEFAULT = Figures(threads=8, jobs_per_thread=250, seconds=60.0, churn=500_000, warmup=5.0)
 PYTHON_WHY = (
     "each paused python-backend job is parked on its own OS thread and each resume is two "
-    "thread handoffs, so 8 x 2,000 would start 16,000 threads (most of the phase goes into "
-    "starting them on a small machine) and 1,000,000 churn jobs would take minutes; "
-    "pass --jobs-per-thread/--churn to choose other figures"
+    "thread handoffs, so 8 x 2,000 would start 16,000 threads (starting them takes most of a "
+    "minute on a small machine, and each job would be resumed only a few times) and "
+    "1,000,000 churn jobs would take minutes; pass --jobs-per-thread/--churn to choose other figures"
 )
 QUICK = Figures(threads=2, jobs_per_thread=50, seconds=2.0, churn=20_000, warmup=0.5)
 
@@ -141,6 +151,38 @@ def os_threads() -> int:
 def memory_maps() -> int:
     with open("/proc/self/maps", "rb") as f:
         return sum(1 for _ in f)
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks")
+    ] + [("keepcost", ctypes.c_size_t)]
+
+
+def _find_mallinfo2() -> Optional[Any]:
+    try:
+        fn = ctypes.CDLL(None).mallinfo2  # glibc 2.33+
+    except (AttributeError, OSError):
+        return None
+    fn.restype = _MallInfo2
+    fn.argtypes = []
+    return fn
+
+
+_mallinfo2 = _find_mallinfo2()
+
+
+def malloc_in_use() -> int:
+    """Bytes malloc has handed out and not got back, in every arena; -1 if unknown.
+
+    Python objects larger than 512 bytes, OpenSSL's jobs and wait contexts and
+    ctypes buffers live here; small Python objects are counted by Python blocks.
+    """
+    if _mallinfo2 is None:
+        return -1
+    info = _mallinfo2()
+    return int(info.uordblks) + int(info.hblkhd)  # small chunks in arenas + mmap-ed big ones
 
 
 def _api(name: str, argtypes: Sequence[Any]) -> Any:
@@ -187,6 +229,8 @@ class Sample:
     jobs: int
     resumes: int
     rss: int
+    malloc: int
+    blocks: int
     fds: int
     tstates: int
     threads: int
@@ -196,8 +240,9 @@ class Sample:
 def take_sample(label: str, t0: float, jobs: int, resumes: int) -> Sample:
     start = time.perf_counter()
     gc.collect()
-    rss, fds, ts, th, maps = rss_bytes(), open_fds(), thread_states(), os_threads(), memory_maps()
-    return Sample(label, start - t0, time.perf_counter() - start, jobs, resumes, rss, fds, ts, th, maps)
+    rss, mem, blocks = rss_bytes(), malloc_in_use(), sys.getallocatedblocks()
+    fds, ts, th, maps = open_fds(), thread_states(), os_threads(), memory_maps()
+    return Sample(label, start - t0, time.perf_counter() - start, jobs, resumes, rss, mem, blocks, fds, ts, th, maps)
 
 
 def settled_sample(label: str, t0: float, jobs: int, resumes: int, before: Sample) -> Sample:
@@ -225,14 +270,22 @@ def verdicts(warm: Sample, end: Sample) -> Dict[str, Dict[str, Any]]:
     for m in METRICS:
         a, b = getattr(warm, m), getattr(end, m)
         growth = b - a
-        if m == "rss":
-            limit = rss_limit(warm)
+        if m == "malloc" and a < 0:
+            out[m] = {"warm": a, "end": b, "growth": 0, "limit": 0, "flat": True, "text": "n/a (no mallinfo2)"}
+            continue
+        if m in ("rss", "malloc"):
+            limit = rss_limit(warm) if m == "rss" else MALLOC_FLAT_BYTES
             flat = growth <= limit
             per_job = f", {growth / jobs:+.2f} B per job done" if jobs else ""
             text = (
                 f"{growth / MIB:+.1f} MiB over the phase{per_job} "
                 f"({'flat' if flat else 'GROWING'}: limit {limit / MIB:.1f} MiB)"
             )
+        elif m == "blocks":
+            limit = BLOCKS_FLAT
+            flat = growth <= limit
+            per_job = f", {growth / jobs:+.4f} per job done" if jobs else ""
+            text = f"{a:,} -> {b:,}, {growth:+,d}{per_job} ({'flat' if flat else 'GROWING'}: limit {limit:,})"
         elif m == "maps":
             limit = MAPS_FLAT
             flat = growth <= limit
@@ -242,6 +295,12 @@ def verdicts(warm: Sample, end: Sample) -> Dict[str, Dict[str, Any]]:
             flat = growth <= 0
             text = f"{a} -> {b}, {growth:+d} ({'flat' if flat else 'GROWING'})"
         out[m] = {"warm": a, "end": b, "growth": growth, "limit": limit, "flat": flat, "text": text}
+    if not out["rss"]["flat"] and all(out[m]["flat"] for m in LIVE_METRICS):
+        out["rss"]["text"] += (
+            "; live data (malloc in use, Python blocks) is flat: the growth is freed memory "
+            "the allocators keep (fragmentation), not a leak"
+        )
+        out["rss"]["fragmentation"] = True
     return out
 
 
@@ -257,8 +316,8 @@ def released(before: Sample, after: Sample) -> Dict[str, Dict[str, Any]]:
 # -- printing --------------------------------------------------------------------
 
 _HEADER = (
-    f"  {'sample':<9} {'t (s)':>7} {'jobs done':>11} {'jobs/s':>9} {'resumes/s':>10} "
-    f"{'RSS MiB':>8} {'fds':>5} {'tstates':>8} {'threads':>8} {'maps':>6}"
+    f"  {'sample':<9} {'t (s)':>6} {'jobs done':>10} {'jobs/s':>7} {'resumes/s':>9} "
+    f"{'RSS MiB':>7} {'malloc':>7} {'blocks':>9} {'fds':>4} {'tstates':>7} {'threads':>7} {'maps':>6}"
 )
 
 
@@ -272,9 +331,10 @@ def print_table(samples: List[Sample]) -> None:
             if span > 0:
                 rate = f"{(s.jobs - prev.jobs) / span:,.0f}"
                 rrate = f"{(s.resumes - prev.resumes) / span:,.0f}"
+        mem = f"{s.malloc / MIB:.1f}" if s.malloc >= 0 else "-"
         print(
-            f"  {s.label:<9} {s.t:>7.1f} {s.jobs:>11,} {rate:>9} {rrate:>10} "
-            f"{s.rss / MIB:>8.1f} {s.fds:>5} {s.tstates:>8} {s.threads:>8} {s.maps:>6}"
+            f"  {s.label:<9} {s.t:>6.1f} {s.jobs:>10,} {rate:>7} {rrate:>9} "
+            f"{s.rss / MIB:>7.1f} {mem:>7} {s.blocks:>9,} {s.fds:>4} {s.tstates:>7} {s.threads:>7} {s.maps:>6}"
         )
         prev = s
 
@@ -286,6 +346,9 @@ def print_verdicts(result: Dict[str, Any]) -> None:
     rel = result["released"]
     parts = [f"{METRIC_NAMES[m]} {rel[m]['growth']:+d}" for m in EXACT_METRICS]
     parts.append(f"memory maps {rel['maps']['growth']:+d}")
+    parts.append(f"Python blocks {rel['blocks']['growth']:+,d}")
+    if rel["malloc"]["before"] >= 0:
+        parts.append(f"malloc in use {rel['malloc']['growth'] / MIB:+.1f} MiB")
     parts.append(f"RSS {rel['rss']['growth'] / MIB:+.1f} MiB")
     ok = all(rel[m]["released"] for m in EXACT_METRICS)
     print(f"  after teardown vs before the phase: {', '.join(parts)} ({'all given back' if ok else 'NOT given back'})")
@@ -762,6 +825,8 @@ def summary(results: List[Dict[str, Any]]) -> Tuple[bool, bool]:
     for r in results:
         for phase, res in r["phases"].items():
             growing = [METRIC_NAMES[m] for m, v in res["verdicts"].items() if not v["flat"]]
+            if res["verdicts"]["rss"].get("fragmentation"):
+                growing[growing.index("RSS")] = "RSS (allocator fragmentation, live data flat)"
             kept = [METRIC_NAMES[m] for m in EXACT_METRICS if not res["released"][m]["released"]]
             all_flat = all_flat and not growing and not kept
             no_problem = no_problem and not res["problems"]
@@ -828,8 +893,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     print(
         f"flat means, from the post-warm-up sample to the end of a phase: RSS grows at most "
-        f"max({RSS_FLAT_BYTES // MIB} MiB, {RSS_FLAT_FRACTION:.0%}), memory maps at most +{MAPS_FLAT}, "
-        f"open fds, thread states and OS threads not at all"
+        f"max({RSS_FLAT_BYTES // MIB} MiB, {RSS_FLAT_FRACTION:.0%}), malloc in use at most "
+        f"{MALLOC_FLAT_BYTES // MIB} MiB, Python blocks at most {BLOCKS_FLAT:,}, memory maps at most "
+        f"+{MAPS_FLAT}, open fds, thread states and OS threads not at all"
     )
     print("samples are taken with every job thread parked between two operations, after gc.collect()\n")
     results: List[Dict[str, Any]] = []
@@ -852,6 +918,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "thresholds": {
                 "rss_flat_bytes": RSS_FLAT_BYTES,
                 "rss_flat_fraction": RSS_FLAT_FRACTION,
+                "malloc_flat_bytes": MALLOC_FLAT_BYTES,
+                "blocks_flat": BLOCKS_FLAT,
                 "maps_flat": MAPS_FLAT,
                 "exact": list(EXACT_METRICS),
             },

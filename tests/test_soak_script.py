@@ -26,7 +26,7 @@ from .conftest import load_backend
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "soak.py"
 PHASES = ("threads", "churn")
-METRICS = ("rss", "fds", "tstates", "threads", "maps")
+METRICS = ("rss", "malloc", "blocks", "fds", "tstates", "threads", "maps")
 EXACT = ("fds", "tstates", "threads")
 
 
