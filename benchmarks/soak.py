@@ -245,7 +245,7 @@ def take_sample(label: str, t0: float, jobs: int, resumes: int) -> Sample:
     return Sample(label, start - t0, time.perf_counter() - start, jobs, resumes, rss, mem, blocks, fds, ts, th, maps)
 
 
-def settled_sample(label: str, t0: float, jobs: int, resumes: int, before: Sample) -> Sample:
+def teardown_sample(label: str, t0: float, jobs: int, resumes: int, before: Sample) -> Sample:
     """A sample after teardown. A thread that a join() already returned for may
     still be leaving /proc/self/task; wait up to 5 s for the counts to come back
     down to ``before`` (they stay up if something really kept them)."""
@@ -264,38 +264,66 @@ def rss_limit(warm: Sample) -> int:
     return max(RSS_FLAT_BYTES, int(warm.rss * RSS_FLAT_FRACTION))
 
 
-def verdicts(warm: Sample, end: Sample) -> Dict[str, Dict[str, Any]]:
+def _mid(samples: List[Sample], warm: Sample, end: Sample) -> Sample:
+    """The sample nearest the middle of the measured part of the phase."""
+    middle = (warm.t + end.t) / 2
+    inner = [s for s in samples if warm.t <= s.t <= end.t]
+    return min(inner, key=lambda s: abs(s.t - middle))
+
+
+def _judge(growth: int, late: int, limit: int) -> str:
+    """``flat``: within the limit. ``settled``: over it, but the second half of the
+    phase added at most half the limit, where a steady leak that crossed the limit
+    would add more than half of it: a pool or cache reached its size, and stopped.
+    ``GROWING``: anything else."""
+    if growth <= limit:
+        return "flat"
+    if limit > 0 and late <= limit / 2:
+        return "settled"
+    return "GROWING"
+
+
+def verdicts(samples: List[Sample]) -> Dict[str, Dict[str, Any]]:
+    by = {s.label: s for s in samples}
+    warm, end = by["warm-up"], by["end"]
+    mid = _mid(samples, warm, end)
     out: Dict[str, Dict[str, Any]] = {}
     jobs = end.jobs - warm.jobs
     for m in METRICS:
         a, b = getattr(warm, m), getattr(end, m)
-        growth = b - a
+        growth, late = b - a, b - getattr(mid, m)
         if m == "malloc" and a < 0:
-            out[m] = {"warm": a, "end": b, "growth": 0, "limit": 0, "flat": True, "text": "n/a (no mallinfo2)"}
+            out[m] = {"warm": a, "end": b, "growth": 0, "second_half": 0, "limit": 0, "verdict": "n/a", "flat": True}
+            out[m]["text"] = "n/a (no mallinfo2 in this libc)"
             continue
         if m in ("rss", "malloc"):
             limit = rss_limit(warm) if m == "rss" else MALLOC_FLAT_BYTES
-            flat = growth <= limit
+            verdict = _judge(growth, late, limit)
             per_job = f", {growth / jobs:+.2f} B per job done" if jobs else ""
             text = (
-                f"{growth / MIB:+.1f} MiB over the phase{per_job} "
-                f"({'flat' if flat else 'GROWING'}: limit {limit / MIB:.1f} MiB)"
+                f"{growth / MIB:+.1f} MiB over the phase{per_job}, {late / MIB:+.1f} MiB in its second half "
+                f"({verdict}: limit {limit / MIB:.1f} MiB)"
             )
-        elif m == "blocks":
-            limit = BLOCKS_FLAT
-            flat = growth <= limit
-            per_job = f", {growth / jobs:+.4f} per job done" if jobs else ""
-            text = f"{a:,} -> {b:,}, {growth:+,d}{per_job} ({'flat' if flat else 'GROWING'}: limit {limit:,})"
-        elif m == "maps":
-            limit = MAPS_FLAT
-            flat = growth <= limit
-            text = f"{growth:+d} ({'flat' if flat else 'GROWING'}: limit {limit})"
+        elif m in ("blocks", "maps"):
+            limit = BLOCKS_FLAT if m == "blocks" else MAPS_FLAT
+            verdict = _judge(growth, late, limit)
+            per_job = f", {growth / jobs:+.4f} per job done" if jobs and m == "blocks" else ""
+            text = f"{a:,} -> {b:,}, {growth:+,d}{per_job}, {late:+,d} in its second half ({verdict}: limit {limit:,})"
         else:
             limit = 0
-            flat = growth <= 0
-            text = f"{a} -> {b}, {growth:+d} ({'flat' if flat else 'GROWING'})"
-        out[m] = {"warm": a, "end": b, "growth": growth, "limit": limit, "flat": flat, "text": text}
-    if not out["rss"]["flat"] and all(out[m]["flat"] for m in LIVE_METRICS):
+            verdict = _judge(growth, late, limit)
+            text = f"{a} -> {b}, {growth:+d} ({verdict})"
+        out[m] = {
+            "warm": a,
+            "end": b,
+            "growth": growth,
+            "second_half": late,
+            "limit": limit,
+            "verdict": verdict,
+            "flat": verdict != "GROWING",
+            "text": text,
+        }
+    if out["rss"]["verdict"] != "flat" and all(out[m]["verdict"] in ("flat", "n/a") for m in LIVE_METRICS):
         out["rss"]["text"] += (
             "; live data (malloc in use, Python blocks) is flat: the growth is freed memory "
             "the allocators keep (fragmentation), not a leak"
@@ -585,7 +613,7 @@ def threads_phase(backend: pa.Backend, fig: Figures, seed: int) -> Dict[str, Any
     if coord.errors or coord.aborted:
         raise SoakError("\n".join(coord.errors) or "the threads phase was abandoned (barrier broken or timed out)")
     done = sum(s.done for s in stats)
-    samples.append(settled_sample("after", t0, done, sum(s.resumes for s in stats), samples[0]))
+    samples.append(teardown_sample("after", t0, done, sum(s.resumes for s in stats), samples[0]))
     started = sum(s.started for s in stats)
     closed = sum(s.closed + s.teardown_closed for s in stats)
     checks = {
@@ -654,7 +682,7 @@ def churn_phase(backend: pa.Backend, fig: Figures) -> Dict[str, Any]:
                 done += 1
             samples.append(take_sample(label, t0, done, resumes))
     backend.cleanup_thread()
-    samples.append(settled_sample("after", t0, done, resumes, samples[0]))
+    samples.append(teardown_sample("after", t0, done, resumes, samples[0]))
     return _phase_result(samples, {"started": done, "finished": done, "resumes": resumes}, [])
 
 
@@ -663,7 +691,7 @@ def _phase_result(samples: List[Sample], checks: Dict[str, int], problems: List[
     warm, end = by["warm-up"], by["end"]
     return {
         "samples": [asdict(s) for s in samples],
-        "verdicts": verdicts(warm, end),
+        "verdicts": verdicts(samples),
         "released": released(by["before"], by["after"]),
         "checks": checks,
         "problems": problems,
@@ -818,24 +846,39 @@ def run_backend(name: str, args: argparse.Namespace, limits: Dict[str, Any]) -> 
     return result
 
 
-def summary(results: List[Dict[str, Any]]) -> Tuple[bool, bool]:
-    """Print one line per backend and phase; (every metric flat, no problem)."""
+def summary(results: List[Dict[str, Any]]) -> Tuple[str, bool]:
+    """Print one line per backend and phase; (overall verdict, no problem)."""
     all_flat = no_problem = True
+    leak = False
     print("summary (growth from warm-up to end of phase; teardown gives back fds, thread states, OS threads):")
     for r in results:
         for phase, res in r["phases"].items():
             growing = [METRIC_NAMES[m] for m, v in res["verdicts"].items() if not v["flat"]]
-            if res["verdicts"]["rss"].get("fragmentation"):
+            if res["verdicts"]["rss"].get("fragmentation") and "RSS" in growing:
                 growing[growing.index("RSS")] = "RSS (allocator fragmentation, live data flat)"
+            settled = [METRIC_NAMES[m] for m, v in res["verdicts"].items() if v["verdict"] == "settled"]
             kept = [METRIC_NAMES[m] for m in EXACT_METRICS if not res["released"][m]["released"]]
             all_flat = all_flat and not growing and not kept
+            leak = (
+                leak
+                or bool(kept)
+                or any(not v["flat"] and not v.get("fragmentation") for v in res["verdicts"].values())
+            )
             no_problem = no_problem and not res["problems"]
             rss = res["verdicts"]["rss"]["growth"] / MIB
             state = "flat" if not growing else "GROWING: " + ", ".join(growing)
+            if settled:
+                state += "; settled (grew early, then stopped): " + ", ".join(settled)
             if kept:
                 state += "; NOT given back: " + ", ".join(kept)
             print(f"  {r['backend']:<8} {phase:<8} {state} (RSS {rss:+.1f} MiB)")
-    return all_flat, no_problem
+    if all_flat:
+        verdict = "flat"
+    elif not leak:
+        verdict = "no leak: only RSS grew, with live data flat (allocator fragmentation)"
+    else:
+        verdict = "something GREW (see above)"
+    return verdict, no_problem
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -895,7 +938,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"flat means, from the post-warm-up sample to the end of a phase: RSS grows at most "
         f"max({RSS_FLAT_BYTES // MIB} MiB, {RSS_FLAT_FRACTION:.0%}), malloc in use at most "
         f"{MALLOC_FLAT_BYTES // MIB} MiB, Python blocks at most {BLOCKS_FLAT:,}, memory maps at most "
-        f"+{MAPS_FLAT}, open fds, thread states and OS threads not at all"
+        f"+{MAPS_FLAT}, open fds, thread states and OS threads not at all; 'settled' when a metric "
+        f"went over its limit but its second half added at most half the limit (a steady leak adds more)"
     )
     print("samples are taken with every job thread parked between two operations, after gc.collect()\n")
     results: List[Dict[str, Any]] = []
@@ -906,8 +950,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except SoakError as exc:
             print(f"\n{name}: FAILED\n{exc}", file=sys.stderr)
             status = 1
-    all_flat, no_problem = summary(results)
-    print(f"verdict: {'flat' if all_flat else 'something GREW (see above)'}")
+    verdict, no_problem = summary(results)
+    print(f"verdict: {verdict}")
     if not no_problem:
         status = 1
     if args.json:
@@ -925,7 +969,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             },
             "workload": {"max_pauses": MAX_PAUSES, "close_fraction": CLOSE_FRACTION, "seed": args.seed},
             "backends": {r["backend"]: r for r in results},
-            "flat": all_flat,
+            "verdict": verdict,
             "ok": status == 0,
         }
         with open(args.json, "w") as f:
