@@ -15,13 +15,22 @@ library, and prints the figures so they can be read rather than asserted:
   once, all sharing one ``WaitCtx``.
 
 Before each phase, after a warm-up, periodically and at the end (with every
-job thread parked, so the counts are exact) it records the resident memory, the
-open fds, the Python thread states in the interpreter, the OS threads and the
-memory mappings of the process, with the jobs done and jobs/s; then, once
-everything is closed and ``cleanup_thread()`` ran on every thread, once more.
-Per metric it prints the growth from the post-warm-up sample to the end of the
-phase and a verdict, flat or growing, against thresholds defined below; fds,
-thread states and OS threads must not grow at all.
+job thread parked, so the counts are exact) it records the resident memory
+(RSS), the bytes malloc has handed out (mallinfo2) and the Python allocator's
+live blocks, the open fds, the Python thread states in the interpreter, the OS
+threads and the memory mappings of the process, with the jobs done and jobs/s;
+then, once everything is closed and ``cleanup_thread()`` ran on every thread,
+once more. Per metric it prints the growth from the post-warm-up sample to the
+end of the phase, and over the phase's second half, and a verdict against
+thresholds defined below: flat, settled (it grew early, then stopped) or
+GROWING; fds, thread states and OS threads must not grow at all. RSS that grows
+while malloc's and Python's live data stay flat is the allocators keeping freed
+memory, and is said to be so.
+
+The python backend runs every paused job on an OS thread of its own, so its
+defaults are smaller than the issue's (the script prints by how much and why);
+any run is also scaled down to what the machine's thread, mapping and memory
+limits allow, and says so.
 
 It asserts no timing: a slow machine gives smaller rates, never a failure. The
 exit status is 1 only when the library misbehaved (an unexpected status, a
