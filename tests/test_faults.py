@@ -664,3 +664,100 @@ def test_a_paused_job_whose_finaliser_was_interrupted_is_unwound_later(name: str
         args=("-W", "ignore"),
     )
     assert proc.stdout.splitlines() == ["[] ['paused']", "['ctx', 'thread']"], proc.stdout + proc.stderr
+
+
+LIMIT_ACROSS_THREADS = """
+import sys, threading
+import pyossl_async as pa
+
+b = pa.get_backend(NAME)
+ctx = b.WaitCtx()
+sys.setrecursionlimit(400)
+
+def job(arg):
+    b.pause_job()
+    return 1
+
+def at_depth(n, fn):
+    return at_depth(n - 1, fn) if n else fn()
+
+def start():
+    try:
+        h = b.start_job(None, ctx, job)[1]
+        b.start_job(h, None, None)
+    except RecursionError:
+        pass
+
+def worker():
+    for depth in range(370, 400):
+        try:
+            at_depth(depth, start)
+        except RecursionError:
+            pass
+        if sys.getrecursionlimit() != 400:
+            return  # raised, and this thread goes away without another library call
+
+t = threading.Thread(target=worker)
+t.start()
+t.join()
+raised = sys.getrecursionlimit()
+h = b.start_job(None, ctx, job)[1]
+b.start_job(h, None, None)
+ctx.close()
+print(raised, sys.getrecursionlimit())
+"""
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("name", NAMES)
+def test_the_recursion_limit_comes_back_at_the_next_call_of_any_thread(name: str) -> None:
+    """3.12+ refuses a recursion limit below the current depth, so a drive settled
+    right at the limit cannot put the old limit back before returning. Found in
+    review: it was left for that thread's next call on that backend, and stayed
+    raised for good when the thread exited. The limit is interpreter-wide; so is
+    the pending restore now."""
+    _require(name)
+    raised, final = run_isolated(LIMIT_ACROSS_THREADS.replace("NAME", repr(name))).stdout.split()
+    assert final == "400", (raised, final)
+    if sys.version_info >= (3, 12):
+        assert raised == "600", raised  # the case this test is about did happen
+
+
+@pytest.mark.subprocess
+def test_cleanup_thread_keeps_the_threads_stack_allocator_protected() -> None:
+    """OpenSSL 3.2+: found in review, ``cleanup_thread()`` dropped the thread's
+    allocator generator while its runner lived on, so OpenSSL's next stack
+    allocation went through the plain Python callback, where a Ctrl-C escapes into
+    ctypes and C gets garbage as a stack."""
+    from .test_openssl_native import ALT_LIBCRYPTO
+
+    _require("openssl")
+    if not ALT_LIBCRYPTO:
+        pytest.skip("set PYOSSL_ASYNC_TEST_ALT_LIBCRYPTO to an OpenSSL 3.2+ libcrypto (.ci/run does)")
+    proc = run_isolated(
+        """
+        import sys, threading
+        import pyossl_async as pa
+        b = pa.get_backend("openssl")
+        stacks = b.native.openssl_stacks
+        seen = []
+        plain = stacks._alloc
+        def alloc(num):  # who called the allocator: the generator, or OpenSSL directly
+            seen.append(sys._getframe(1).f_code.co_name)
+            return plain(num)
+        stacks._alloc = alloc
+        ctx = b.WaitCtx()
+        def job(arg):
+            b.pause_job()
+            return 1
+        for _ in range(2):
+            h = b.start_job(None, ctx, job)[1]
+            b.start_job(h, None, None)
+            b.cleanup_thread()  # the pool, and its stacks, go: the next job allocates
+        runner = b._threads[threading.get_ident()].engine
+        state = stacks._states.get(threading.get_ident())
+        print(sorted(set(seen)), len(seen) == stacks.allocated, state is runner._allocator)
+        """,
+        env={"PYOSSL_ASYNC_LIBCRYPTO": ALT_LIBCRYPTO},
+    )
+    assert proc.stdout.split() == ["['_allocations']", "True", "True"], proc.stdout

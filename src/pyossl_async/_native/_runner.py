@@ -113,7 +113,7 @@ class _JobSlot:
 class Execution:
     """One job's native resources while it exists: its thread state, stack and slot."""
 
-    __slots__ = ("binding_ok", "body", "finished", "interrupt", "slot", "tstate", "unit")
+    __slots__ = ("binding_ok", "body", "entered", "finished", "interrupt", "slot", "tstate", "unit")
 
     def __init__(self, body: JobBody, tstate: int, unit: Optional[_NestedUnit], slot: _JobSlot) -> None:
         self.body = body
@@ -121,6 +121,8 @@ class Execution:
         self.unit = unit
         self.slot = slot
         self.finished = False
+        #: its entry frame ran: from here its frames may live on its thread state and stack
+        self.entered = False
         self.binding_ok = True
         #: an exception that hit the job's outermost frame (handed to the body at the end)
         self.interrupt: Optional[BaseException] = None
@@ -240,9 +242,13 @@ class _OpenSSLStacks:
         except BaseException:  # noqa: BLE001 - must not unwind into C; NULL = no job
             return None
 
-    def release_thread(self, ident: int) -> None:
+    def disarm(self, ident: int) -> None:
+        """The thread's runner is gone: forget its allocator (``arm`` makes a new one)."""
         self._senders.pop(ident, None)
         self._states.pop(ident, None)
+
+    def release_thread(self, ident: int) -> None:
+        """Unmap the thread's stacks (its OpenSSL pool is gone); its allocator stays armed."""
         with self._lock:
             stacks = self._by_thread.pop(ident, [])
         for stack in stacks:
@@ -510,11 +516,16 @@ class JobRunner:
         """Where a job really is after a start or resume was interrupted in Python code.
 
         ``ASYNC_PAUSE`` when OpenSSL holds it paused (its address is in the slot,
-        whether or not the switch happened); otherwise it finished or never ran,
-        and its resources go back to the pools: ``ASYNC_FINISH``.
+        whether or not the switch happened). ``ASYNC_ERR`` when OpenSSL abandoned it
+        mid-flight (a resume that returned ERR): its frames stay on its thread state
+        and stack, which are never reused, as in ``resume``. Otherwise it finished or
+        never ran, and its resources go back to the pools: ``ASYNC_FINISH``.
         """
-        if ex.tstate and ex.slot.var.value and not ex.finished:
-            return ASYNC_PAUSE
+        if ex.tstate and not ex.finished:
+            if ex.slot.var.value:
+                return ASYNC_PAUSE
+            if ex.entered:
+                return ASYNC_ERR
         self._recycle(ex)
         return ASYNC_FINISH
 
@@ -535,6 +546,7 @@ class JobRunner:
         """
         try:
             yield from (0,)  # parked here; the entry callback resumes it
+            ex.entered = True
             if (self.verified_starts < 2 or _DEBUG) and not self.native.binding.check_job(ex.tstate):
                 ex.binding_ok = False
             else:
@@ -581,6 +593,8 @@ class JobRunner:
         self.closed = True
         self.trim()
         self._start_chain.close()
+        if self.native.openssl_stacks is not None:
+            self.native.openssl_stacks.disarm(self.ident)
 
     def forget(self) -> None:
         """After fork: the child has none of the pooled thread states any more."""

@@ -35,6 +35,41 @@ _PAUSE = Status.PAUSE
 _FINISH = Status.FINISH
 #: extra recursion depth our bookkeeping may use to settle a job whose drive failed
 _SETTLE_HEADROOM = 200
+
+
+class _RecursionHeadroom:
+    """The interpreter's recursion limit, raised while drives cut short are settled.
+
+    The limit is interpreter-wide: it is raised once however many threads settle at
+    the same time and put back when the last is done. CPython 3.12+ refuses a
+    limit below the current depth, so when the drive failed right at the limit the
+    old one is put back at the next library call of any thread (``pending``). A
+    limit the program set in between is left alone.
+    """
+
+    __slots__ = ("active", "base", "pending")
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.base = 0
+        self.pending = False
+
+    def restore(self) -> None:
+        if self.active:
+            return
+        if sys.getrecursionlimit() != self.base + _SETTLE_HEADROOM:
+            self.pending = False  # the program's own limit: keep it
+            return
+        try:
+            sys.setrecursionlimit(self.base)
+            self.pending = False
+        except RecursionError:
+            self.pending = True  # the stack is still deeper than the old limit
+
+
+_HEADROOM = _RecursionHeadroom()
+#: what ``_cancel_quietly`` reports closing when a start or resume was cut short
+INTERRUPTED_JOB = "a paused job whose start_job() was interrupted"
 #: OpenSSL's int statuses as enum members, without the cost of Status(n)
 STATUSES = tuple(Status)
 
@@ -139,7 +174,7 @@ def _sync_tracers(record: JobRecord) -> None:
 class ThreadJobs:
     """Per OS thread: the running job, the paused ones, closes waiting for a safe moment."""
 
-    __slots__ = ("__weakref__", "busy", "engine", "ident", "paused", "pending", "restore_limit", "running")
+    __slots__ = ("__weakref__", "busy", "engine", "ident", "paused", "pending", "running")
 
     def __init__(self, ident: int) -> None:
         self.ident = ident
@@ -149,8 +184,6 @@ class ThreadJobs:
         self.pending: List[JobRecord] = []
         self.busy = 0
         self.engine: Any = None
-        #: the recursion limit to put back once the stack allows (see _settle_with_headroom)
-        self.restore_limit = 0
 
 
 class _ThreadSentinel:
@@ -449,13 +482,15 @@ class BackendBase(abc.ABC):
             # the caller's recursion limit was reached in our bookkeeping after the
             # switch. A record left "running" would be a job nobody can resume or close.
             if record.state == "running":
-                limit = 0
+                headroom = _HEADROOM
+                headroom.active += 1
                 try:
                     try:
                         # No Python call may come first: at the recursion limit it would
                         # fail too (3.12+ leaves a RecursionError's handler no headroom).
-                        limit = sys.getrecursionlimit()
-                        sys.setrecursionlimit(limit + _SETTLE_HEADROOM)
+                        if headroom.active == 1 and not headroom.pending:
+                            headroom.base = sys.getrecursionlimit()
+                            sys.setrecursionlimit(headroom.base + _SETTLE_HEADROOM)
                         self._settle_interrupted(thread, record, fresh)
                     except BaseException:
                         # interrupted again (Ctrl-C pressed twice) before it was settled;
@@ -464,26 +499,13 @@ class BackendBase(abc.ABC):
                             self._settle_interrupted(thread, record, fresh)
                         raise
                 finally:
-                    if limit:
-                        self._restore_recursion_limit(thread, limit)
+                    headroom.active -= 1
+                    headroom.restore()
             raise
         finally:
             thread.busy -= 1
-            if (thread.pending or thread.restore_limit) and not thread.busy and thread.running is None:
+            if (thread.pending or _HEADROOM.pending) and not thread.busy and thread.running is None:
                 self._drain_pending(thread)
-
-    @staticmethod
-    def _restore_recursion_limit(thread: ThreadJobs, limit: int) -> None:
-        """Put back the recursion limit ``_drive`` raised to settle a job; later if the
-        stack is still deeper than ``limit`` (``_drain_pending`` tries again)."""
-        if sys.getrecursionlimit() != limit + _SETTLE_HEADROOM:
-            thread.restore_limit = 0  # the program set a limit of its own meanwhile: keep it
-            return
-        try:
-            sys.setrecursionlimit(limit)
-            thread.restore_limit = 0
-        except RecursionError:
-            thread.restore_limit = limit
 
     def _settle_interrupted(self, thread: ThreadJobs, record: JobRecord, fresh: bool) -> None:
         """Make the records agree with where the engine left a job whose drive was cut short.
@@ -499,7 +521,7 @@ class BackendBase(abc.ABC):
                 thread.paused[record] = None
             record.state = "paused"
             if not record.cancelled:
-                self._cancel_quietly(thread, record)
+                self._cancel_quietly(thread, record, INTERRUPTED_JOB)
             return
         # It ended, or it never started, or the engine gave up on it (python: a job
         # detached by a second interrupt runs on, ownerless, and touches none of this).
@@ -658,11 +680,13 @@ class BackendBase(abc.ABC):
         else:
             thread.pending.append(record)
 
-    def _cancel_quietly(self, thread: ThreadJobs, record: JobRecord) -> None:
+    def _cancel_quietly(
+        self, thread: ThreadJobs, record: JobRecord, what: str = "a garbage-collected paused job"
+    ) -> None:
         try:
             self._cancel(thread, record, None)
         except BaseException as exc:  # noqa: BLE001 - nobody to raise it to
-            report_unraisable(exc, "Exception ignored while closing a garbage-collected paused job")
+            report_unraisable(exc, f"Exception ignored while closing {what}")
         finally:
             if record.state == "finished":
                 record.handle = None
@@ -690,8 +714,8 @@ class BackendBase(abc.ABC):
                 self._cancel_quietly(thread, record)
 
     def _drain_pending(self, thread: ThreadJobs) -> None:
-        if thread.restore_limit:
-            self._restore_recursion_limit(thread, thread.restore_limit)
+        if _HEADROOM.pending:
+            _HEADROOM.restore()
         while thread.pending and thread.running is None and thread.busy == 0:
             record = thread.pending.pop(0)
             if record.state == "paused" and not record.orphaned:

@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, cast
 from .._constants import Status
 from .._errors import JobStateError
 from .._validate import init_size_limit, size_t
-from ._base import BackendBase, Job, JobRecord, ThreadJobs
+from ._base import INTERRUPTED_JOB, BackendBase, Job, JobRecord, ThreadJobs
 from ._python_threadlocal import SUPPORTED as THREADLOCAL_ISOLATION
 from ._python_waitctx import PythonWaitCtx
 from ._python_workers import Worker, WorkerStartError
@@ -301,7 +301,7 @@ class PythonBackend(BackendBase):
             return result
         interrupt, state.interrupt = state.interrupt, None
         if result[0] == Status.PAUSE:
-            self._cancel_quietly(thread, record)
+            self._cancel_quietly(thread, record, INTERRUPTED_JOB)
         raise interrupt
 
     def _close(self, record: JobRecord, handle: Optional[Job]) -> None:
