@@ -761,3 +761,37 @@ def test_cleanup_thread_keeps_the_threads_stack_allocator_protected() -> None:
         env={"PYOSSL_ASYNC_LIBCRYPTO": ALT_LIBCRYPTO},
     )
     assert proc.stdout.split() == ["['_allocations']", "True", "True"], proc.stdout
+
+
+@pytest.mark.subprocess
+def test_a_dead_stack_allocator_is_replaced_before_the_next_start() -> None:
+    """OpenSSL 3.2+: the allocator generator survives two nested interrupts; more, a
+    few nanoseconds apart, could end it, and every later allocation on the thread
+    would then hand C garbage (found in review). The runner now arms a new one
+    before each start. Simulated by closing the generator."""
+    from .test_openssl_native import ALT_LIBCRYPTO
+
+    _require("openssl")
+    if not ALT_LIBCRYPTO:
+        pytest.skip("set PYOSSL_ASYNC_TEST_ALT_LIBCRYPTO to an OpenSSL 3.2+ libcrypto (.ci/run does)")
+    proc = run_isolated(
+        """
+        import threading
+        import pyossl_async as pa
+        b = pa.get_backend("openssl")
+        stacks = b.native.openssl_stacks
+        ctx = b.WaitCtx()
+        def job(arg):
+            b.pause_job()
+            return arg
+        h = b.start_job(None, ctx, job, 1)[1]
+        first = stacks._states[threading.get_ident()]
+        first.generator.close()  # as if interrupts had ended it
+        more = [b.start_job(None, ctx, job, i)[1] for i in range(2, 6)]  # new stacks needed
+        results = [b.start_job(x, None, None)[2] for x in [h] + more]
+        print(results, stacks._states[threading.get_ident()] is not first)
+        ctx.close()
+        """,
+        env={"PYOSSL_ASYNC_LIBCRYPTO": ALT_LIBCRYPTO},
+    )
+    assert proc.stdout.strip() == "[1, 2, 3, 4, 5] True", proc.stdout

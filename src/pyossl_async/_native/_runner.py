@@ -25,6 +25,7 @@ import os
 import sys
 import threading
 from ctypes import CFUNCTYPE, byref, c_int, c_void_p
+from types import GeneratorType
 from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, Iterator, List, Optional, Protocol
 
 from .._errors import AsyncError
@@ -137,11 +138,17 @@ class _ThreadAllocator:
     """Per OS thread: the allocator generator OpenSSL's callback resumes, and an
     interrupt it caught (raised by the runner once the C call has returned)."""
 
-    __slots__ = ("interrupt", "send")
+    __slots__ = ("generator", "interrupt", "send")
 
     def __init__(self) -> None:
         self.interrupt: Optional[BaseException] = None
+        self.generator: GeneratorType[Optional[int], Any, None]
         self.send: Callable[[Any], Optional[int]]
+
+    @property
+    def alive(self) -> bool:
+        """False once the generator has ended (see ``_OpenSSLStacks._allocations``)."""
+        return self.generator.gi_frame is not None
 
 
 def _alloc_entry(lookup: Iterator[Callable[[Any], Optional[int]]]) -> Callable[[Any], Optional[int]]:
@@ -189,13 +196,15 @@ class _OpenSSLStacks:
         self.allocated = 0
 
     def arm(self) -> _ThreadAllocator:
-        """Give the calling thread its allocator generator (once); the per-thread state."""
+        """Give the calling thread its allocator generator (once, or again if it ended);
+        the per-thread state."""
         ident = threading.get_ident()
         state = self._states.get(ident)
-        if state is None:
+        if state is None or not state.alive:
             state = _ThreadAllocator()
             allocations = self._allocations(state)
             next(allocations)
+            state.generator = allocations  # type: ignore[assignment]
             state.send = allocations.send
             self._states[ident] = state
             self._senders[ident] = allocations.send
@@ -207,7 +216,8 @@ class _OpenSSLStacks:
         Resumed at a ``yield`` inside a ``try``: an exception from a signal handler
         is raised there and caught. The handlers are nested once more so that even
         a second signal during the first handler cannot end the generator (a dead
-        one would give OpenSSL garbage again).
+        one would give OpenSSL garbage again). Several more, nanoseconds apart,
+        could; the runner checks before each start and arms a new one.
         """
         base: Optional[int] = None
         while True:
@@ -453,6 +463,8 @@ class JobRunner:
         cells[3] = func
         self._job_ts.value = ex.tstate
         verify = self.verified_starts < 2 or _DEBUG
+        if self._allocator is not None and not self._allocator.alive:
+            self._allocator = self.native.openssl_stacks.arm()  # type: ignore[union-attr]
         self._start_chain.run()
         self.current_frame = None  # a paused job's frame is held by its own C stack
         status = self._result.value
