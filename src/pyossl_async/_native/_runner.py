@@ -463,7 +463,8 @@ class JobRunner:
         cells[3] = func
         self._job_ts.value = ex.tstate
         verify = self.verified_starts < 2 or _DEBUG
-        if self._allocator is not None and not self._allocator.alive:
+        allocator = self._allocator
+        if allocator is not None and allocator.generator.gi_frame is None:  # it ended: see arm()
             self._allocator = self.native.openssl_stacks.arm()  # type: ignore[union-attr]
         self._start_chain.run()
         self.current_frame = None  # a paused job's frame is held by its own C stack
