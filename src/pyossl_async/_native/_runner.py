@@ -135,20 +135,15 @@ class Execution:
 
 
 class _ThreadAllocator:
-    """Per OS thread: the allocator generator OpenSSL's callback resumes, and an
-    interrupt it caught (raised by the runner once the C call has returned)."""
+    """Per OS thread: the allocator generator OpenSSL's callback resumes (ended once
+    its ``gi_frame`` is None), and an interrupt it caught (raised by the runner
+    once the C call has returned)."""
 
-    __slots__ = ("generator", "interrupt", "send")
+    __slots__ = ("generator", "interrupt")
 
     def __init__(self) -> None:
         self.interrupt: Optional[BaseException] = None
         self.generator: GeneratorType[Optional[int], Any, None]
-        self.send: Callable[[Any], Optional[int]]
-
-    @property
-    def alive(self) -> bool:
-        """False once the generator has ended (see ``_OpenSSLStacks._allocations``)."""
-        return self.generator.gi_frame is not None
 
 
 def _alloc_entry(lookup: Iterator[Callable[[Any], Optional[int]]]) -> Callable[[Any], Optional[int]]:
@@ -200,12 +195,11 @@ class _OpenSSLStacks:
         the per-thread state."""
         ident = threading.get_ident()
         state = self._states.get(ident)
-        if state is None or not state.alive:
+        if state is None or state.generator.gi_frame is None:
             state = _ThreadAllocator()
             allocations = self._allocations(state)
             next(allocations)
             state.generator = allocations  # type: ignore[assignment]
-            state.send = allocations.send
             self._states[ident] = state
             self._senders[ident] = allocations.send
         return state
@@ -425,8 +419,10 @@ class JobRunner:
 
     # -- caller side ---------------------------------------------------------
 
-    def start(self, body: JobBody, wait_ctx_address: int) -> tuple[int, Optional[Execution]]:
-        """Start ``body`` in a new OpenSSL job; the status and, on PAUSE, its execution."""
+    def start(self, body: JobBody, wait_ctx_address: int) -> int:
+        """Start ``body`` in a new OpenSSL job; the status. The job's ``Execution`` is
+        kept in ``body.engine`` (set before the switch, so an interrupted start can be
+        settled)."""
         unit: Optional[_NestedUnit] = None
         try:
             if self._openssl_entry is not None:
@@ -441,13 +437,13 @@ class JobRunner:
             # on 3.2+, and in the python backend when no thread can be started).
             if unit is not None:
                 self.units.append(unit)
-            return ASYNC_NO_JOBS, None
+            return ASYNC_NO_JOBS
         if unit is not None:
             unit.arm()
         slot = self.slots.pop() if self.slots else _JobSlot()
         slot.var.value = None
         ex = Execution(body, tstate, unit, slot)
-        body.engine = ex  # from here on, an interrupted start can be settled (see settle())
+        body.engine = ex
         frame = self._job_frame(ex)
         try:
             next(frame)
@@ -485,7 +481,7 @@ class JobRunner:
             # job was not created (NO_JOBS); the exception is the caller's
             exc, allocator.interrupt = allocator.interrupt, None
             raise exc
-        return status, ex
+        return status
 
     def resume(self, ex: Execution) -> int:
         """Resume a paused execution; OpenSSL's status. The hottest path there is."""
@@ -550,8 +546,8 @@ class JobRunner:
         The entry callback reaches it through C only (``_entry``), and re-entering
         a generator parked in ``yield from`` is the one way into Python code that
         does not first run pending signal handlers (CPython runs them at every
-        function entry, on 3.9/3.10 between almost any two instructions, but not
-        when it resumes a ``yield from``). So a ``KeyboardInterrupt`` that arrives
+        function entry, on 3.9 between almost any two instructions, but not when
+        it resumes a ``yield from``). So a ``KeyboardInterrupt`` that arrives
         while the job is being entered or left is raised inside this ``try`` and
         becomes the job's exception. Before, it hit the entry callback's first
         line, escaped into ctypes (printed, then dropped) and the job, which never

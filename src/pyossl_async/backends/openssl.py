@@ -108,11 +108,12 @@ class OpenSSLBackend(BackendBase):
         if budget and sys.getrecursionlimit() > budget:
             # 3.9/3.10: recursion that deep would run off the job's stack (SIGSEGV)
             # before RecursionError could stop it
+            limit = sys.getrecursionlimit()
             raise AsyncError(
-                f"the recursion limit ({sys.getrecursionlimit()}) is deeper than a job stack of "
+                f"the recursion limit ({limit}) is deeper than a job stack of "
                 f"{runner.native.stack_size >> 10} KiB holds on CPython {sys.version_info[0]}.{sys.version_info[1]} "
                 f"(about {budget} calls): set {ENV_STACK_SIZE} to at least "
-                f"{-(-sys.getrecursionlimit() * C_STACK_PER_CALL >> 20)}M, or lower the limit"
+                f"{-(-limit * C_STACK_PER_CALL >> 20)}M, or lower the limit"
             )
         ctx = record.ctx
         if ctx is not None:
@@ -124,7 +125,7 @@ class OpenSSLBackend(BackendBase):
                 runner.hidden_ctx = self.crypto.ASYNC_WAIT_CTX_new().value
             address = runner.hidden_ctx
         try:
-            status, _ = runner.start(record, address)  # it keeps the execution in record.engine
+            status = runner.start(record, address)
         except ctypes.ArgumentError as exc:  # our own C calls: only ever the interpreter's limits
             raise from_conversion_failure(exc) from None
         return self._status(status)
