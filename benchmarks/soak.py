@@ -66,6 +66,8 @@ except ImportError:  # run from a checkout without installing: use its src/
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src"))
     import pyossl_async as pa
 
+from pyossl_async._bench import rss_bytes  # after the src/ fallback above
+
 MIB = 1 << 20
 
 # -- what "flat" means -------------------------------------------------------------
@@ -139,14 +141,7 @@ class SoakError(Exception):
     """The library did something the contract does not allow."""
 
 
-# -- process metrics -------------------------------------------------------------
-
-_PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * _PAGE
+# -- process metrics (rss_bytes is the bench's) -------------------------------------
 
 
 def open_fds() -> int:

@@ -28,7 +28,8 @@ __all__ = ["measure", "run_bench"]
 Result = Dict[str, Any]
 
 
-def _rss() -> int:
+def rss_bytes() -> int:
+    """The process's resident set size, in bytes (Linux ``/proc``)."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
@@ -256,9 +257,9 @@ def _scaling(backend: Any, counts: List[int]) -> List[Result]:
     for count in counts:
         gc.collect()
         with backend.WaitCtx() as ctx:
-            rss0 = _rss()
+            rss0 = rss_bytes()
             handles = [backend.start_job(None, ctx, job)[1] for _ in range(count)]
-            rss1 = _rss()
+            rss1 = rss_bytes()
             start = backend.start_job
             rounds = max(1, 20000 // count)
             t0 = time.perf_counter()
