@@ -20,6 +20,7 @@ from typing import Any, Iterator, List
 import pytest
 
 import pyossl_async as pa
+from pyossl_async._bench import _handoff_cycle
 from pyossl_async.backends import _python_threadlocal
 from pyossl_async.backends._python_workers import Worker
 from pyossl_async.backends.python import PythonBackend
@@ -303,23 +304,7 @@ def test_cycle_cost_figure(py: PythonBackend, capsys: pytest.CaptureFixture[str]
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     assert status == pa.FINISH
 
-    go, back = threading.Lock(), threading.Lock()
-    go.acquire()
-    back.acquire()
-
-    def raw_worker() -> None:
-        for _ in range(n):
-            go.acquire()
-            back.release()
-
-    t = threading.Thread(target=raw_worker, daemon=True)
-    t.start()
-    raw = time.perf_counter()
-    for _ in range(n):
-        go.release()
-        back.acquire()
-    raw = time.perf_counter() - raw
-    t.join()
+    raw = _handoff_cycle()(n)  # the bench's raw two-thread handoff, the backend's floor
     with capsys.disabled():
         print(
             f"\n[python backend] pause+resume cycle: {wall / n * 1e6:.1f} us wall, "
