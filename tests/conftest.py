@@ -12,7 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import pytest
 
@@ -113,3 +113,32 @@ def run_isolated(
             f"child exited with {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
         )
     return proc
+
+
+#: Put first in a child script that sends SIGINT (to itself or to its main thread).
+#: A process started by one that ignores SIGINT (``&`` in a script, ``nohup``, many CI
+#: runners and service managers) inherits SIG_IGN, and Python then leaves it ignored
+#: instead of installing its KeyboardInterrupt handler; a blocked SIGINT is inherited
+#: too. So the child sets both itself, whatever started the test run.
+#: ``wait_for_sigint(what)`` spins (pure Python) until the KeyboardInterrupt arrives,
+#: or gives up after ``SIGINT_WAIT`` seconds: a clear message, exit status 3.
+SIGINT_PRELUDE = """\
+import signal as _signal, sys as _sys, time as _time
+_signal.signal(_signal.SIGINT, _signal.default_int_handler)
+_signal.pthread_sigmask(_signal.SIG_UNBLOCK, {_signal.SIGINT})
+SIGINT_WAIT = 5.0
+
+def wait_for_sigint(what, seconds=SIGINT_WAIT):
+    deadline = _time.monotonic() + seconds
+    while _time.monotonic() < deadline:
+        pass
+    blocked = _signal.SIGINT in _signal.pthread_sigmask(_signal.SIG_BLOCK, [])
+    print(f"no KeyboardInterrupt within {seconds} s of {what} (SIGINT handler: "
+          f"{_signal.getsignal(_signal.SIGINT)!r}, blocked: {blocked})", file=_sys.stderr, flush=True)
+    _sys.exit(3)
+"""
+
+
+def run_isolated_sigint(code: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """``run_isolated`` for a child that sends SIGINT: ``SIGINT_PRELUDE`` first."""
+    return run_isolated(SIGINT_PRELUDE + textwrap.dedent(code), **kwargs)

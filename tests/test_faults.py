@@ -3,9 +3,11 @@ cleanup functions, threads that exit with paused jobs, fork(), interpreter exit.
 
 Each scenario runs in a child interpreter (``run_isolated``: faulthandler on, a crash
 fails the test with the child's native traceback) and checks, besides its own
-outcome, that the backend still works afterwards. What is already covered elsewhere
-is not repeated: GC'd paused jobs and atexit unwinding (test_cancel), interrupted
-handoffs of the python backend (test_python_backend), fork inside a job
+outcome, that the backend still works afterwards. Children that send SIGINT start with
+``SIGINT_PRELUDE`` (``run_isolated_sigint``), so as not to depend on the SIGINT
+disposition the test run inherited (test_signal_disposition). What is already covered
+elsewhere is not repeated: GC'd paused jobs and atexit unwinding (test_cancel),
+interrupted handoffs of the python backend (test_python_backend), fork inside a job
 (test_fork), a paused job across fork (test_openssl_native).
 """
 
@@ -20,7 +22,7 @@ import pytest
 
 import pyossl_async as pa
 
-from .conftest import run_isolated
+from .conftest import run_isolated, run_isolated_sigint
 
 NAMES = ["openssl", "python"]
 
@@ -142,7 +144,7 @@ def test_sigint_storm_leaves_every_job_paused_or_finished(name: str) -> None:
     an int". Now every job is paused or finished whatever the interrupt hit.
     """
     _require(name)
-    proc = run_isolated(STORM.replace("NAME", repr(name)).replace("TARGET", "1500"), timeout=240)
+    proc = run_isolated_sigint(STORM.replace("NAME", repr(name)).replace("TARGET", "1500"), timeout=240)
     out = _result(proc)
     assert out["interrupts"] >= 100, out  # the storm did reach the library
     if sys.version_info >= (3, 10):
@@ -208,7 +210,7 @@ def test_sigint_while_a_job_blocks(name: str) -> None:
     interrupt; the driver raises KeyboardInterrupt once the job's turn ends.
     """
     _require(name)
-    log = json.loads(run_isolated(BLOCKING.replace("NAME", repr(name))).stdout)
+    log = json.loads(run_isolated_sigint(BLOCKING.replace("NAME", repr(name))).stdout)
     first = "job interrupted" if name == "openssl" else "job not interrupted"
     assert log == [first, "job finally", "start_job raised KeyboardInterrupt", [int(pa.FINISH), None, 3]]
 
@@ -269,7 +271,7 @@ def test_sigint_while_a_job_computes(name: str) -> None:
     ``JobCancelled``), since its handle cannot be returned along with it.
     """
     _require(name)
-    log = json.loads(run_isolated(BUSY.replace("NAME", repr(name))).stdout)
+    log = json.loads(run_isolated_sigint(BUSY.replace("NAME", repr(name))).stdout)
     if name == "openssl" and sys.version_info < (3, 13):
         assert log == ["job interrupted", "start_job raised KeyboardInterrupt", 0]
     else:
@@ -281,7 +283,7 @@ def test_sigint_while_a_job_computes(name: str) -> None:
 def test_sigint_while_jobs_are_paused(name: str) -> None:
     """KeyboardInterrupt in the caller's own code leaves its paused jobs paused and usable."""
     _require(name)
-    proc = run_isolated(
+    proc = run_isolated_sigint(
         f"""
         import os, signal
         import pyossl_async as pa
@@ -290,8 +292,7 @@ def test_sigint_while_jobs_are_paused(name: str) -> None:
         hs = [b.start_job(None, ctx, lambda a: b.pause_job() and a, i)[1] for i in range(5)]
         try:
             os.kill(os.getpid(), signal.SIGINT)
-            while True:
-                pass
+            wait_for_sigint("os.kill(getpid(), SIGINT)")  # or exits 3, saying so
         except KeyboardInterrupt:
             pass
         print([h.state for h in hs], [b.start_job(h, None, None)[2] for h in hs])
