@@ -13,7 +13,7 @@ import pytest
 
 import pyossl_async as pa
 from pyossl_async import aio
-from pyossl_async.aio import _states
+from pyossl_async.drive._aio import _states
 
 from ._drivers import (
     AIO_DRIVERS,
@@ -120,13 +120,14 @@ def test_cancel_mid_pause_closes_the_job(backend: pa.Backend, driver: str, pipes
             await asyncio.sleep(0)
         assert trace == []
         if baseline is not None:
-            assert loop_readers(loop) == baseline + 1
+            # the job's wait fd, and the loop thread's callback pipe (while jobs run)
+            assert loop_readers(loop) == baseline + 2
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         assert trace == ["cancelled", "finally"]
         assert loop_readers(loop) == baseline
-        assert id(loop) not in _states
+        assert loop not in _states
 
     run_async(driver, main)
 

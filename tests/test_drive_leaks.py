@@ -13,7 +13,7 @@ import pytest
 
 import pyossl_async as pa
 from pyossl_async import aio
-from pyossl_async.aio import _states
+from pyossl_async.drive._aio import _states
 
 from ._drivers import DRIVERS, ctx_of, loop_readers, new_loop, open_fds
 
@@ -87,7 +87,7 @@ def test_ten_thousand_jobs_leave_nothing_behind(backend: pa.Backend, driver: str
                 for start in range(0, N, BATCH):
                     loop.run_until_complete(asyncio.wait_for(batch(start), 120))
                 assert loop_readers(loop) == readers
-                assert id(loop) not in _states
+                assert loop not in _states
                 gc.collect()
                 assert open_fds() == fds
             finally:

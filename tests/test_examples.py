@@ -134,3 +134,31 @@ def test_readme_engine_snippet_prints_what_it_says() -> None:
     for name in backends():
         out = run("-c", snippets[0], env={"PYOSSL_ASYNC_BACKEND": name})
         assert out == expected.group(1) + "\n"
+
+
+TLS_LINE = re.compile(
+    r"connection ([01]) (server|client): (TLSv1\.[23]) (\S+), (\d+) pauses inside C, "
+    r"received 'hello from the (client|server)'"
+)
+
+
+def test_tls_in_jobs() -> None:
+    """Handshakes and records of two TLS connections run inside jobs paused in C."""
+    if "openssl" not in backends():
+        pytest.skip("the openssl backend cannot run jobs here")
+    try:
+        from pyossl_async.testing import EngineUnavailable, PauseEngine
+
+        PauseEngine.load()
+    except EngineUnavailable as exc:
+        pytest.skip(f"the test engine is unavailable: {exc}")
+    lines = run("examples/tls_in_jobs.py", timeout=120).splitlines()
+    assert len(lines) == 4, lines
+    seen = set()
+    for line in lines:
+        match = TLS_LINE.fullmatch(line)
+        assert match, line
+        connection, role, _, _, pauses, peer = match.groups()
+        assert int(pauses) > 10 and {role, peer} == {"client", "server"}
+        seen.add((connection, role))
+    assert len(seen) == 4

@@ -57,7 +57,7 @@ def test_timeout_on_a_job_that_never_stops_pausing(backend: pa.Backend) -> None:
     assert count[0] >= 1
 
 
-def test_timeout_zero_still_runs_a_job_that_needs_no_wait(backend: pa.Backend, pipes: Pipes) -> None:
+def test_timeout_counts_the_whole_run_whatever_path_the_job_takes(backend: pa.Backend, pipes: Pipes) -> None:
     r, w = pipes.new()
     os.write(w, b"x")
 
@@ -67,8 +67,12 @@ def test_timeout_zero_still_runs_a_job_that_needs_no_wait(backend: pa.Backend, p
         ctx_of(backend).clear_fd("ready")
         return 5
 
+    # a job that never pauses runs to the end whatever the timeout
     assert pa.run_job(lambda a: 1, backend=backend, timeout=0) == 1
-    assert pa.run_job(ready, backend=backend, timeout=0) == 5
+    assert pa.run_job(ready, backend=backend, timeout=30) == 5
+    # the deadline is checked at every pause, also when nothing has to be waited for
+    with pytest.raises(TimeoutError):
+        pa.run_job(ready, backend=backend, timeout=0)
     with pytest.raises(TimeoutError):
         pa.run_job(lambda a: int(backend.pause_job()), backend=backend, timeout=0)
 

@@ -100,13 +100,14 @@ def test_aio_surface() -> None:
     assert aio.__all__ == ["run_job"]
     assert inspect.iscoroutinefunction(aio.run_job)
     sig = inspect.signature(aio.run_job)
-    assert list(sig.parameters) == ["func", "args", "backend", "ctx"]
+    assert list(sig.parameters) == ["func", "args", "backend", "ctx", "close_timeout"]
     assert sig.parameters["backend"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert sig.parameters["close_timeout"].default is None
 
 
 def test_signatures() -> None:
     sig = inspect.signature(pa.run_job)
-    assert list(sig.parameters) == ["func", "args", "backend", "ctx", "timeout"]
+    assert list(sig.parameters) == ["func", "args", "backend", "ctx", "timeout", "close_timeout"]
     assert sig.parameters["backend"].kind is inspect.Parameter.KEYWORD_ONLY
     assert list(inspect.signature(pa.start_job).parameters) == ["job", "ctx", "func", "args"]
     assert inspect.signature(pa.init_thread).parameters["max_size"].default == 0

@@ -139,8 +139,11 @@ def run_job(
     backend: Optional[Backend | str] = None,
     ctx: Optional[WaitCtxType] = None,
     timeout: Optional[float] = None,
+    close_timeout: Optional[float] = None,
 ) -> int:
-    """Start ``func(args)`` in a job and drive it to the end; its result."""
-    from ._drive import run_job as _run_job
+    """Start ``func(args)`` in a job and drive it to the end; its result (see ``drive.run_job``)."""
+    from .drive import run_job as _run_job
 
-    return _run_job(func, args, backend=backend, ctx=ctx, timeout=timeout)
+    return _run_job(  # type: ignore[no-any-return]
+        func, args, backend=backend, ctx=ctx, timeout=timeout, close_timeout=close_timeout
+    )

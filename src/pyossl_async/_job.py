@@ -47,14 +47,26 @@ class Job:
         state: JobStateName = self._record.state
         return state
 
-    def close(self) -> None:
-        """Unwind a paused job: its ``pause_job()`` raises ``JobCancelled``.
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Unwind a paused job: ``JobCancelled`` is raised in it where it paused.
+
+        A job paused inside C code (an engine's ``ASYNC_pause_job``) is resumed
+        as often as that code needs to get back to Python, waiting each time for
+        its engine, and gets ``JobCancelled`` at the first Python line it runs.
+        ``timeout``: seconds that may take (default
+        ``pyossl_async.DEFAULT_CLOSE_TIMEOUT``, 10 s); past it ``AsyncError`` is
+        raised and the job stays paused, closable again.
 
         Does nothing for a finished job. Raises ``JobStateError`` for a running
-        job, from another thread, or from inside another job. An exception other
-        than ``JobCancelled`` that the job raises while unwinding propagates.
+        job, from another thread, from inside another job, or once the
+        interpreter is shutting down. An exception other than ``JobCancelled``
+        that the job raises while unwinding propagates.
         """
-        self._record.backend._close(self._record, self)
+        backend = self._record.backend
+        if timeout is None:
+            backend._close(self._record, self)
+        else:
+            backend._close(self._record, self, timeout)
 
     def __repr__(self) -> str:
         r = self._record

@@ -35,9 +35,9 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, TypeVar
 
 from ._constants import WaitStatus
-from ._drive import poll_readable as _readable
 from ._errors import AsyncError
 from ._unraisable import report_unraisable
+from .drive._core import poll_readable as _readable
 
 if TYPE_CHECKING:
     from ._protocol import Backend, Job, WaitCtx

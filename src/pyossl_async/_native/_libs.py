@@ -72,6 +72,9 @@ class Libc(_Bound):
         self.swapcontext = self.dll.swapcontext
         self.swapcontext.restype = c_int
         self.pthread_setspecific_address = address_of(self.dll.pthread_setspecific)
+        # calls its comparison function once when nmemb is 1 and never when it is 0:
+        # the one conditional call a call chain can make (see _gilguard)
+        self.bsearch_address = address_of(self.dll.bsearch)
         # a side-effect free function, for C callbacks that must do nothing
         self.noop_address = address_of(self.dll.getpagesize)
 
@@ -149,6 +152,7 @@ class PyApi(_Bound):
         self._bind(ctypes.pythonapi)
         self.restore_thread_address = address_of(ctypes.pythonapi.PyEval_RestoreThread)
         self.save_thread_address = address_of(ctypes.pythonapi.PyEval_SaveThread)
+        self.gilstate_check_address = address_of(ctypes.pythonapi.PyGILState_Check)
 
     def thread_state_dict(self) -> Any:
         """The current thread state's dict (``PyThreadState_GetDict``), as a new reference."""

@@ -24,7 +24,7 @@ import operator
 import os
 import sys
 import threading
-from ctypes import CFUNCTYPE, byref, c_int, c_void_p
+from ctypes import CFUNCTYPE, byref, c_int, c_int64, c_void_p
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, Iterator, List, Optional, Protocol
 
@@ -33,9 +33,10 @@ from .._libcrypto._types import ASYNC_job_fn, ASYNC_stack_alloc_fn
 from ._abi import NativeUnsupported, check_interpreter, detect_abi
 from ._callchain import CallChain
 from ._ffi import FfiCall
+from ._gilguard import GilGuard, Step, check_usable
 from ._libs import Libc, Libffi, PyApi, address_of
 from ._stacks import GuardedStack, StackPool
-from ._tstate import GilStateBinding, ThreadStatePool
+from ._tstate import AsyncExceptions, GilStateBinding, ThreadStatePool
 from ._ucontext import UContext
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_STACK_SIZE",
+    "ENV_GIL_GUARD",
     "ENV_STACK_MODE",
     "ENV_STACK_SIZE",
     "Execution",
@@ -61,9 +63,22 @@ DEFAULT_STACK_SIZE = 4 << 20
 MIN_STACK_SIZE = 64 << 10
 ENV_STACK_SIZE = "PYOSSL_ASYNC_STACK_SIZE"
 ENV_STACK_MODE = "PYOSSL_ASYNC_STACK_MODE"
+ENV_GIL_GUARD = "PYOSSL_ASYNC_GIL_GUARD"
 #: the helper stacks of the call chains only run C (and, on 3.2+, the stack
 #: allocator callback); they never run job code
 CHAIN_SLICE = 256 << 10
+
+
+def _env_switch(name: str, default: bool) -> bool:
+    """An on/off environment setting; anything else is refused with the variable named."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "on", "yes", "true"):
+        return True
+    if value in ("0", "off", "no", "false"):
+        return False
+    raise NativeUnsupported(f"{name}={value!r}: use 'on' or 'off'")
 
 
 def parse_size(text: str) -> int:
@@ -99,22 +114,25 @@ class _JobSlot:
     """The ``ASYNC_JOB *`` variable ``ASYNC_start_job`` reads and writes for one job.
 
     OpenSSL stores the job's address in it at every PAUSE and NULL at FINISH, so a
-    resume passes it as it is. Slots are pooled per thread with the jobs' other
-    resources.
+    resume passes it as it is. ``held`` is 1 while the job is paused inside C code
+    that holds the GIL (written and read by the call chain only, see ``_gilguard``).
+    Slots are pooled per thread with the jobs' other resources.
     """
 
-    __slots__ = ("address", "ref", "var")
+    __slots__ = ("address", "held", "held_address", "ref", "var")
 
     def __init__(self) -> None:
         self.var = c_void_p(None)
         self.ref = byref(self.var)
         self.address = ctypes.addressof(self.var)
+        self.held = c_int64(0)
+        self.held_address = ctypes.addressof(self.held)
 
 
 class Execution:
     """One job's native resources while it exists: its thread state, stack and slot."""
 
-    __slots__ = ("binding_ok", "body", "entered", "finished", "interrupt", "slot", "tstate", "unit")
+    __slots__ = ("armed", "binding_ok", "body", "entered", "finished", "interrupt", "slot", "tstate", "unit")
 
     def __init__(self, body: JobBody, tstate: int, unit: Optional[_NestedUnit], slot: _JobSlot) -> None:
         self.body = body
@@ -127,6 +145,8 @@ class Execution:
         self.binding_ok = True
         #: an exception that hit the job's outermost frame (handed to the body at the end)
         self.interrupt: Optional[BaseException] = None
+        #: an asynchronous exception may be pending on its thread state (see cancel)
+        self.armed = False
 
     @property
     def address(self) -> int:
@@ -275,6 +295,8 @@ class NativeSupport:
         self.ffi = Libffi()
         self.api = PyApi()
         self.binding = GilStateBinding(self.api, self.libc)
+        #: raising JobCancelled in a job paused inside C code (see _tstate)
+        self.async_exc = AsyncExceptions(self.api)
         self.crypto = crypto
         env_size = os.environ.get(ENV_STACK_SIZE)
         self.stack_size = parse_size(env_size) if env_size else DEFAULT_STACK_SIZE
@@ -288,6 +310,11 @@ class NativeSupport:
         # keeps the GIL (a ctypes.PyDLL function); returns an int or None
         self.fast_current_job = ctypes.PyDLL(crypto.path).ASYNC_get_current_job
         self.fast_current_job.restype = c_void_p
+        #: hand the GIL over for jobs paused inside C code that holds it (see _gilguard)
+        self.gil_guard = _env_switch(ENV_GIL_GUARD, default=True)
+        # PyGILState_Check through a GIL-releasing binding: must answer 0 (see _gilguard)
+        self.unlocked_gil_check = ctypes.CDLL(None).PyGILState_Check
+        self.unlocked_gil_check.restype = c_int
         self.openssl_stacks: Optional[_OpenSSLStacks] = None
         self.stack_mode, self.stack_mode_reason = self._choose_stack_mode(crypto)
         #: the deepest recursion limit a job stack holds (0: Python calls use no C stack)
@@ -318,6 +345,8 @@ class NativeSupport:
             "stack_mode": self.stack_mode,
             "stack_mode_reason": self.stack_mode_reason,
             "stack_size": self.stack_size,
+            "gil_guard": self.gil_guard,
+            "cancel_inside_c": self.async_exc.available or f"unavailable: {self.async_exc.reason}",
         }
 
 
@@ -350,6 +379,31 @@ class _NestedUnit:
         self._slot.value = self._value
 
 
+class _Switch:
+    """One call chain that switches into a job, and the per-switch argument views in it.
+
+    ``job_ts``: the register holding the job's thread state for the chain's first
+    step (binding it); ``check``: where the GIL guard's check step writes (the
+    job's ``held`` cell, pointed at per switch).
+    """
+
+    __slots__ = ("chain", "check", "job_ts")
+
+    def __init__(
+        self,
+        libc: Libc,
+        abi: Any,
+        steps: List[Step],
+        job_ts_step: Optional[int],
+        job_ts_arg: int,
+        check_step: Optional[int],
+    ) -> None:
+        self.chain = CallChain(libc, abi, steps, CHAIN_SLICE)
+        contexts = self.chain.contexts
+        self.job_ts = contexts[job_ts_step].argument(job_ts_arg) if job_ts_step is not None else None
+        self.check = contexts[check_step].argument(2) if check_step is not None else None
+
+
 class JobRunner:
     """Starts and resumes this OS thread's OpenSSL jobs (see the module docstring)."""
 
@@ -359,7 +413,7 @@ class JobRunner:
         api = native.api
         self.caller_ts: int = api.PyThreadState_Get()
         native.binding.check_caller(self.caller_ts)
-        self.tstates = ThreadStatePool(api)
+        self.tstates = ThreadStatePool(api, native.async_exc)
         self.stacks = StackPool(native.libc, native.abi, native.stack_size)
         self.units: List[_NestedUnit] = []
         self.slots: List[_JobSlot] = []
@@ -380,27 +434,35 @@ class JobRunner:
         self._result = call.result
         libc = native.libc
         step_call = (call.ffi_call_address, call.step_args)
-        if native.binding.kind == "tls":
+        guard = self._guard = GilGuard(native.ffi, api, libc) if native.gil_guard else None
+        guarded: List[Step] = [step_call]
+        if guard is not None:
+            guarded += [guard.check_step(), guard.release_step()]
+        tls = native.binding.kind == "tls"
+        if tls:
             key = native.binding.key
             set_key = libc.pthread_setspecific_address
-            self._start_chain = CallChain(
-                libc,
-                native.abi,
-                [(set_key, (key, 0)), step_call, (set_key, (key, self.caller_ts))],
-                CHAIN_SLICE,
-            )
-            self._job_ts = self._start_chain.contexts[0].argument(1)
-            self._resume_chain: Optional[CallChain] = self._start_chain
+            enter: List[Step] = [(set_key, (key, 0))]
+            leave: List[Step] = [(set_key, (key, self.caller_ts))]
+            check = len(enter) + 1 if guard is not None else None
+            self._start = _Switch(libc, native.abi, enter + guarded + leave, 0, 1, check)
+            self._resume: Optional[_Switch] = self._start
         else:
-            self._start_chain = CallChain(
-                libc,
-                native.abi,
-                [(api.restore_thread_address, (0,)), (api.save_thread_address, ()), step_call],
-                CHAIN_SLICE,
-            )
-            self._job_ts = self._start_chain.contexts[0].argument(0)
-            self._resume_chain = None
-            self._resume_call = native.fast_start_job
+            # 3.12+: a fresh job's state is bound by restoring and saving it once
+            enter = [(api.restore_thread_address, (0,)), (api.save_thread_address, ())]
+            check = len(enter) + 1 if guard is not None else None
+            self._start = _Switch(libc, native.abi, enter + guarded, 0, 0, check)
+            self._resume = _Switch(libc, native.abi, guarded, None, 0, 1) if guard is not None else None
+        self._retake: Optional[_Switch] = None
+        if guard is not None:
+            enter = [(set_key, (key, 0))] if tls else []
+            steps = enter + [guard.retake_step()] + guarded + (leave if tls else [])
+            self._retake = _Switch(libc, native.abi, steps, 0 if tls else None, 1, len(enter) + 2)
+            self._retake_key = guard.retake_key
+            self._retake_argv = guard.retake_argv
+            self._release_argv = guard.release_argv
+        self._resume_call = native.fast_start_job
+        self._unlocked_gil_check = native.unlocked_gil_check
         self._pause = native.fast_pause_job
         #: the primed ``_job_frame`` of the job being started
         self.current_frame: Any = None
@@ -442,6 +504,7 @@ class JobRunner:
             unit.arm()
         slot = self.slots.pop() if self.slots else _JobSlot()
         slot.var.value = None
+        slot.held.value = 0
         ex = Execution(body, tstate, unit, slot)
         body.engine = ex
         frame = self._job_frame(ex)
@@ -453,16 +516,27 @@ class JobRunner:
             exc, ex.interrupt = ex.interrupt, None
             raise exc or RuntimeError("a job frame ended before it was entered") from None
         self.current_frame = frame
+        if self._guard is not None and not check_usable(self.native.api, self._unlocked_gil_check):
+            self._recycle(ex)
+            raise AsyncError(
+                "PyGILState_Check() no longer tells a held GIL from a released one "
+                "(sub-interpreters disable it): refusing to start jobs"
+            )
         cells = self._cells
         cells[0] = slot.address
         cells[1] = wait_ctx_address
         cells[3] = func
-        self._job_ts.value = ex.tstate
+        switch = self._start
+        switch.job_ts.value = ex.tstate  # type: ignore[union-attr]
+        if switch.check is not None:
+            held = slot.held_address
+            switch.check.value = held
+            self._release_argv[2] = held
         verify = self.verified_starts < 2 or _DEBUG
         allocator = self._allocator
         if allocator is not None and allocator.generator.gi_frame is None:  # it ended: see arm()
             self._allocator = self.native.openssl_stacks.arm()  # type: ignore[union-attr]
-        self._start_chain.run()
+        switch.chain.run()
         self.current_frame = None  # a paused job's frame is held by its own C stack
         status = self._result.value
         if verify:
@@ -485,14 +559,24 @@ class JobRunner:
 
     def resume(self, ex: Execution) -> int:
         """Resume a paused execution; OpenSSL's status. The hottest path there is."""
-        chain = self._resume_chain
-        if chain is not None:
-            self._cells[0] = ex.slot.address
-            self._job_ts.value = ex.tstate
-            chain.run()
-            status: int = self._result.value
+        slot = ex.slot
+        switch = self._resume
+        if slot.held.value:  # paused inside C that holds the GIL: retake it for the job first
+            switch = self._retake
+            self._retake_key[0] = ex.tstate
+            self._retake_argv[2] = slot.held_address
+        if switch is None:  # 3.12+ without the GIL guard: a plain call
+            status: int = self._resume_call(slot.ref, None, self._ret_ref, None, None, 0)
         else:
-            status = self._resume_call(ex.slot.ref, None, self._ret_ref, None, None, 0)
+            self._cells[0] = slot.address
+            if switch.job_ts is not None:
+                switch.job_ts.value = ex.tstate
+            if switch.check is not None:
+                held = slot.held_address
+                switch.check.value = held
+                self._release_argv[2] = held
+            switch.chain.run()
+            status = self._result.value
         if _DEBUG:
             self.native.binding.check_caller(self.caller_ts)
         if status == ASYNC_FINISH:
@@ -511,6 +595,9 @@ class JobRunner:
         ts = ex.tstate
         if not ts:
             return
+        if ex.armed:  # a JobCancelled the job ended without running into: not for the next job
+            ex.armed = False
+            self.native.async_exc.disarm(ts)
         ex.tstate = 0
         unit, ex.unit = ex.unit, None
         self.slots.append(ex.slot)
@@ -537,6 +624,18 @@ class JobRunner:
                 return ASYNC_ERR
         self._recycle(ex)
         return ASYNC_FINISH
+
+    def cancel(self, ex: Execution, exc_type: type) -> bool:
+        """Have ``exc_type`` raised at the first Python code the paused job runs again."""
+        if ex.tstate and self.native.async_exc.arm(ex.tstate, exc_type):
+            ex.armed = True
+        return ex.armed
+
+    def uncancel(self, ex: Execution) -> None:
+        """Withdraw :meth:`cancel` from a job that stays paused."""
+        if ex.armed and ex.tstate:
+            ex.armed = False
+            self.native.async_exc.disarm(ex.tstate)
 
     # -- job side ------------------------------------------------------------
 
@@ -601,7 +700,9 @@ class JobRunner:
             return
         self.closed = True
         self.trim()
-        self._start_chain.close()
+        for switch in (self._start, self._resume, self._retake):
+            if switch is not None:
+                switch.chain.close()
         if self.native.openssl_stacks is not None:
             self.native.openssl_stacks.disarm(self.ident)
 

@@ -19,12 +19,12 @@ disagreement raises instead of running on.
 from __future__ import annotations
 
 import sys
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from .._errors import AsyncError
 from ._libs import Libc, PyApi
 
-__all__ = ["GILSTATE_KEYS_MAX", "GilStateBinding", "ThreadStatePool"]
+__all__ = ["GILSTATE_KEYS_MAX", "AsyncExceptions", "GilStateBinding", "ThreadStatePool"]
 
 GILSTATE_KEYS_MAX = 1024  # PTHREAD_KEYS_MAX on glibc
 
@@ -77,8 +77,9 @@ class ThreadStatePool:
     no frames; it is deleted only when it is not current.
     """
 
-    def __init__(self, api: PyApi) -> None:
+    def __init__(self, api: PyApi, labels: Optional[AsyncExceptions] = None) -> None:
         self._api = api
+        self._labels = labels
         self._interp = api.PyInterpreterState_Get()
         self._free: List[int] = []
         self.created = 0
@@ -91,6 +92,8 @@ class ThreadStatePool:
         ts: int = self._api.PyThreadState_New(self._interp)
         if not ts:
             raise MemoryError("PyThreadState_New failed")
+        if self._labels is not None:
+            self._labels.label(ts)
         self.created += 1
         return ts
 
@@ -110,3 +113,124 @@ class ThreadStatePool:
         """Drop pooled states without touching them (after fork they no longer exist)."""
         self._free.clear()
         self.dicts.clear()
+
+
+class _Flush(BaseException):
+    """Consumed at once by :meth:`AsyncExceptions.flush`; never seen outside it."""
+
+
+class AsyncExceptions:
+    """Raising an exception in a *paused* job: ``PyThreadState_SetAsyncExc`` aimed at
+    the job's own thread state.
+
+    A job paused inside C code (an engine) runs no Python code of ours when it is
+    resumed: its C code goes on, may pause again, and eventually returns to the
+    job's Python code. To close such a job, ``JobCancelled`` must be raised at
+    that first Python instruction, wherever it is. CPython has exactly that
+    mechanism: an asynchronous exception, checked at the same points as signal
+    handlers. It addresses a thread state by its ``thread_id``, which CPython
+    sets to the creating OS thread's ident, the same for every job state of a
+    thread; so each job state is labelled with a value of its own (its address,
+    which no OS thread's ident can equal).
+
+    The field is found, not assumed: in a scratch thread state, the one machine
+    word that equals the calling thread's ident; then checked through the public
+    API (``SetAsyncExc`` finds the state by the new label and not by another).
+    Anything unexpected disables the mechanism (``reason`` says why), and closing
+    a job paused in C then relies on its next ``pause_job()``.
+
+    CPython 3.9 to 3.12 keep one interpreter-wide "an asynchronous exception is
+    pending" flag, cleared only when some thread state consumes one; withdrawing
+    one (a close given up) would leave every thread on the slow path at every
+    check. :meth:`flush` makes the calling thread consume a private one.
+    """
+
+    #: how far into a PyThreadState to look for the thread_id field
+    SEARCH_BYTES = 1024
+
+    def __init__(self, api: PyApi) -> None:
+        self._api = api
+        self.offset = -1
+        self.reason = ""
+        import ctypes
+
+        self._ctypes = ctypes
+        self._set = ctypes.pythonapi.PyThreadState_SetAsyncExc
+        self._set.argtypes = [ctypes.c_ulong, ctypes.c_void_p]
+        self._set.restype = ctypes.c_int
+        self._needs_flush = sys.version_info < (3, 13)
+        try:
+            self._find()
+        except Exception as exc:  # noqa: BLE001 - reported in reason, the backend still works
+            self.offset = -1
+            self.reason = f"{type(exc).__name__}: {exc}"
+
+    @property
+    def available(self) -> bool:
+        return self.offset >= 0
+
+    def _find(self) -> None:
+        import threading
+
+        ctypes = self._ctypes
+        api = self._api
+        ident = threading.get_ident()
+        ts = api.PyThreadState_New(api.PyInterpreterState_Get())
+        if not ts:
+            raise MemoryError("PyThreadState_New failed")
+        try:
+            words = (ctypes.c_uint64 * (self.SEARCH_BYTES // 8)).from_address(ts)
+            hits = [i * 8 for i, w in enumerate(words) if w == ident]
+            if len(hits) != 1:
+                raise AsyncError(f"{len(hits)} words of a thread state hold the thread's ident")
+            field = ctypes.c_uint64.from_address(ts + hits[0])
+            field.value = ts
+            found = self._set(ts, None)
+            field.value = ts ^ 0x10
+            moved = self._set(ts, None)
+            if found != 1 or moved != 0:
+                raise AsyncError(f"PyThreadState_SetAsyncExc did not follow the label ({found}, {moved})")
+            self.offset = hits[0]
+        finally:
+            api.PyThreadState_Clear(ts)
+            api.PyThreadState_Delete(ts)
+        self.flush()
+
+    def label(self, ts: int) -> None:
+        """Give a new job thread state its own ``thread_id`` (its address)."""
+        if self.offset >= 0:
+            self._ctypes.c_uint64.from_address(ts + self.offset).value = ts
+
+    def arm(self, ts: int, exc_type: type) -> bool:
+        """Have ``exc_type`` raised at the next Python code that runs on ``ts``."""
+        return self.offset >= 0 and self._set(ts, id(exc_type)) == 1
+
+    def disarm(self, ts: int) -> None:
+        """Withdraw what :meth:`arm` set on ``ts`` (it may have been raised already)."""
+        if self.offset >= 0:
+            self._set(ts, None)
+            self.flush()
+
+    def flush(self) -> None:
+        """Clear the interpreter-wide pending flag (3.9-3.12) by consuming a private exception."""
+        if not self._needs_flush or self.offset < 0:
+            return
+        ctypes = self._ctypes
+        me = self._api.PyThreadState_Get()
+        field = ctypes.c_uint64.from_address(me + self.offset)
+        ident = field.value
+        try:
+            field.value = me
+            try:
+                self._set(me, id(_Flush))
+                _consume()
+            finally:
+                field.value = ident
+        except _Flush:
+            pass
+
+
+def _consume() -> None:
+    """A call and a loop: points where a pending asynchronous exception is raised."""
+    for _ in range(2):
+        pass

@@ -16,6 +16,7 @@ import contextvars
 import os
 import sys
 import threading
+import time
 import warnings
 import weakref
 from contextlib import contextmanager
@@ -72,6 +73,9 @@ _HEADROOM = _RecursionHeadroom()
 INTERRUPTED_JOB = "a paused job whose start_job() was interrupted"
 #: OpenSSL's int statuses as enum members, without the cost of Status(n)
 STATUSES = tuple(Status)
+#: ``Job.close()``'s timeout when none is given: the drive layer's default
+DEFAULT_TIMEOUT: Any = object()
+_is_finalizing = sys.is_finalizing
 
 
 class JobRecord:
@@ -89,6 +93,7 @@ class JobRecord:
         "func",
         "handle",
         "handle_ref",
+        "in_pause",
         "no_ctx_pause",
         "orphaned",
         "owner",
@@ -128,6 +133,8 @@ class JobRecord:
         self.no_ctx_pause = ctx is None
         self.pause_error = False
         self.orphaned = False
+        #: paused by ``pause_job()`` (Python); False while paused inside C code
+        self.in_pause = False
 
     def interrupted(self, exc: BaseException) -> None:
         """An exception from outside the job's function hit the job's frames.
@@ -217,6 +224,8 @@ class WaitCtxBase(abc.ABC):
         self._closed = False
         #: jobs started with this context that have not finished
         self._users: Set[JobRecord] = set()
+        #: close as soon as the last of ``_users`` finishes (see ``close_when_unused``)
+        self._close_when_unused = False
 
     @property
     def backend(self) -> Backend:
@@ -249,6 +258,30 @@ class WaitCtxBase(abc.ABC):
             )
         self._closed = True
         self._free()
+
+    def close_when_unused(self) -> None:
+        """Close now, or, while a paused job still uses the context, as soon as it has ended.
+
+        For an owner that gives up on a job it could not close (a driver whose
+        close timed out): the context goes with the job instead of leaking.
+        """
+        if self._closed:
+            return
+        if self._users:
+            self._backend._reap_abandoned(self._users)
+        if self._users:
+            self._close_when_unused = True
+            return
+        self.close()
+
+    def _user_done(self, record: JobRecord) -> None:
+        """A job started with this context has ended."""
+        self._users.discard(record)
+        if self._close_when_unused and not self._users and not self._closed:
+            try:
+                self.close()
+            except BaseException as exc:  # noqa: BLE001 - a job's end; nobody to raise to
+                report_unraisable(exc, "Exception while closing a WaitCtx its last job left", self)
 
     @abc.abstractmethod
     def _free(self) -> None:
@@ -335,6 +368,16 @@ class BackendBase(abc.ABC):
         """True when a job this backend did not start is running on this thread."""
         return False
 
+    def _engine_arm_cancel(self, thread: ThreadJobs, record: JobRecord) -> None:
+        """Make ``JobCancelled`` be raised at the first Python code the paused job runs.
+
+        Needed for jobs paused inside C code, which no ``pause_job()`` of ours
+        will see resume. Backends whose jobs can only pause in Python need nothing.
+        """
+
+    def _engine_disarm_cancel(self, thread: ThreadJobs, record: JobRecord) -> None:
+        """Undo :meth:`_engine_arm_cancel` for a job left paused (a close given up)."""
+
     def _engine_thread_exited(self, thread: ThreadJobs) -> None:
         """Release the engine's resources of a thread that has gone away."""
 
@@ -394,6 +437,8 @@ class BackendBase(abc.ABC):
         args: Any = None,
     ) -> StartResult:
         """Start a job (``job`` is None) or resume a paused one; see the contract."""
+        if _is_finalizing():
+            raise JobStateError("the interpreter is shutting down: jobs can no longer be started or resumed")
         if job is not None:
             if not isinstance(job, Job):
                 raise TypeError(f"job must be a Job handle or None, not {type(job).__name__}")
@@ -463,11 +508,8 @@ class BackendBase(abc.ABC):
                     status = self._engine_start(thread, record)
                 else:
                     status = self._engine_resume(thread, record)
-                while status == _PAUSE and record.no_ctx_pause:
-                    # the job paused with no wait context: C would crash on this
-                    # resume; resume it at once and let its pause_job() raise
-                    record.pause_error = True
-                    status = self._engine_resume(thread, record)
+                if status == _PAUSE and record.no_ctx_pause:
+                    status = self._resume_without_ctx(thread, record, status)
             finally:
                 thread.running = None
             if status == _PAUSE:
@@ -507,6 +549,30 @@ class BackendBase(abc.ABC):
             if (thread.pending or _HEADROOM.pending) and not thread.busy and thread.running is None:
                 self._drain_pending(thread)
 
+    def _resume_without_ctx(self, thread: ThreadJobs, record: JobRecord, status: Status) -> Status:
+        """A job started without a wait context paused: C would crash on its resume.
+
+        Paused by ``pause_job()``: it is resumed at once, and that call raises
+        ``JobStateError``. Paused inside C (an engine, which got a private context
+        from us): C cannot be told, so it is resumed at once, again and again,
+        until it gets back to Python, for at most ``DEFAULT_CLOSE_TIMEOUT``
+        seconds; then ``PAUSE`` is returned after all (close or resume the job).
+        """
+        give_up = 0.0
+        while status == _PAUSE:
+            if record.in_pause:
+                record.pause_error = True
+            else:
+                now = time.monotonic()
+                if not give_up:
+                    from ..drive._blocking import DEFAULT_CLOSE_TIMEOUT
+
+                    give_up = now + DEFAULT_CLOSE_TIMEOUT
+                elif now >= give_up:
+                    break
+            status = self._engine_resume(thread, record)
+        return status
+
     def _settle_interrupted(self, thread: ThreadJobs, record: JobRecord, fresh: bool) -> None:
         """Make the records agree with where the engine left a job whose drive was cut short.
 
@@ -528,7 +594,7 @@ class BackendBase(abc.ABC):
         # What it returned or raised is lost to the interrupt.
         thread.paused.pop(record, None)
         if record.ctx is not None:
-            record.ctx._users.discard(record)
+            record.ctx._user_done(record)
         record.handle = None
         record.value = record.exception = None
         record.state = "finished"
@@ -538,7 +604,7 @@ class BackendBase(abc.ABC):
         # "running" and _settle_interrupted finishes the bookkeeping
         thread.paused.pop(record, None)
         if record.ctx is not None:
-            record.ctx._users.discard(record)
+            record.ctx._user_done(record)
         record.handle = None
         record.state = "finished"
         if status != _FINISH:
@@ -562,7 +628,11 @@ class BackendBase(abc.ABC):
                 return True
         if record.cancelled:
             raise JobCancelled()
-        self._engine_pause(thread, record)
+        record.in_pause = True
+        try:
+            self._engine_pause(thread, record)
+        finally:
+            record.in_pause = False
         if record.pause_error:
             record.pause_error = False
             raise JobStateError("pause_job() in a job that was started without a WaitCtx")
@@ -626,9 +696,16 @@ class BackendBase(abc.ABC):
 
     # -- closing -----------------------------------------------------------------
 
-    def _close(self, record: JobRecord, handle: Optional[Job]) -> None:
+    def _close(self, record: JobRecord, handle: Optional[Job], timeout: Any = DEFAULT_TIMEOUT) -> None:
         if record.state == "finished":
             return
+        thread = self._close_checks(record)
+        self._cancel(thread, record, handle, timeout)
+
+    def _close_checks(self, record: JobRecord) -> ThreadJobs:
+        """The thread whose paused job ``record`` is, if this caller may close it; else JobStateError."""
+        if record.state == "finished":
+            raise JobStateError("the job has finished")
         if record.orphaned:
             raise JobStateError("job's owner thread has gone; it cannot be closed")
         if record.state == "running":
@@ -638,30 +715,50 @@ class BackendBase(abc.ABC):
         thread, running = self._current()
         if running is not None or thread is None:
             raise JobStateError("cannot close a job from inside another job")
-        self._cancel(thread, record, handle)
+        return thread
 
-    def _cancel(self, thread: ThreadJobs, record: JobRecord, handle: Optional[Job]) -> None:
+    def _cancel(
+        self, thread: ThreadJobs, record: JobRecord, handle: Optional[Job], timeout: Any = DEFAULT_TIMEOUT
+    ) -> None:
+        """Unwind a paused job (``JobCancelled`` inside it), however often it must be resumed."""
+        if _is_finalizing():
+            raise JobStateError("the interpreter is shutting down: a paused job can no longer be resumed")
+        if handle is None:
+            handle = record.handle or (record.handle_ref() if record.handle_ref is not None else None)
+        if handle is None:  # pragma: no cover - finalisers resurrect the handle first
+            handle = Job(record)
+        from ..drive._blocking import DEFAULT_CLOSE_TIMEOUT, unwind  # the drive layer waits for engines
+
+        unwind(self, thread, record, handle, DEFAULT_CLOSE_TIMEOUT if timeout is DEFAULT_TIMEOUT else timeout)
+
+    def _cancel_step(self, thread: ThreadJobs, record: JobRecord, handle: Job) -> bool:
+        """Resume a job being closed once, ``JobCancelled`` pending; True once it has ended.
+
+        False: it paused again, inside C code (a ``pause_job()`` of a cancelled
+        job raises). Another exception the job raised while unwinding propagates.
+        """
+        record.cancelled = True
+        if not record.in_pause:
+            self._engine_arm_cancel(thread, record)  # paused inside C: no pause_job() of ours will see it
         try:
-            record.cancelled = True
-            if handle is None:
-                handle = record.handle or (record.handle_ref() if record.handle_ref is not None else None)
-            if handle is None:  # pragma: no cover - finalisers resurrect the handle first
-                handle = Job(record)
             status, _, _ = self._drive(thread, record, handle, fresh=False)
         except JobCancelled:
+            return True
+        return status != _PAUSE
+
+    def _cancel_abort(self, thread: ThreadJobs, record: JobRecord) -> None:
+        """A close given up (deadline, Ctrl-C): the job stays paused, closable again, and a
+        plain resume must not raise ``JobCancelled`` out of ``start_job``."""
+        if record.state != "paused":
             return
-        except BaseException:
-            if record.state == "paused":
-                # cut short (Ctrl-C) before the job saw it: the close did not happen and
-                # can be made again; left cancelled, a later resume would raise
-                # JobCancelled out of start_job
-                record.cancelled = False
-            raise
-        if status == Status.PAUSE:  # pragma: no cover - pause raises once cancelled
-            raise JobStateError("job paused while being closed")
+        record.cancelled = False
+        self._engine_disarm_cancel(thread, record)
 
     def _handle_died(self, record: JobRecord, handle: Job) -> None:
         """A paused job's last handle went away: unwind it, now or at a safe moment."""
+        if _is_finalizing():
+            # CPython is deleting thread states, the job's among them: never touch it
+            return
         record.handle = handle  # resurrect: get_current_job() inside must return it
         try:
             warnings.warn(
@@ -681,10 +778,14 @@ class BackendBase(abc.ABC):
             thread.pending.append(record)
 
     def _cancel_quietly(
-        self, thread: ThreadJobs, record: JobRecord, what: str = "a garbage-collected paused job"
+        self,
+        thread: ThreadJobs,
+        record: JobRecord,
+        what: str = "a garbage-collected paused job",
+        timeout: Any = DEFAULT_TIMEOUT,
     ) -> None:
         try:
-            self._cancel(thread, record, None)
+            self._cancel(thread, record, None, timeout)
         except BaseException as exc:  # noqa: BLE001 - nobody to raise it to
             report_unraisable(exc, f"Exception ignored while closing {what}")
         finally:
@@ -731,9 +832,13 @@ class BackendBase(abc.ABC):
         """
         thread, running = self._current()
         if thread is not None and running is None:
+            from ..drive._blocking import DEFAULT_CLOSE_TIMEOUT
+
+            deadline = time.monotonic() + DEFAULT_CLOSE_TIMEOUT  # for all of them together
             for record in list(thread.paused):
                 if record.state == "paused" and not record.orphaned:
-                    self._cancel_quietly(thread, record)
+                    left = max(deadline - time.monotonic(), 0.0)
+                    self._cancel_quietly(thread, record, "a paused job at interpreter exit", left)
         with self._lock:
             others = [t for t in self._threads.values() if t is not thread]
         stuck = sum(1 for t in others for r in list(t.paused) if r.state == "paused" and not r.orphaned)

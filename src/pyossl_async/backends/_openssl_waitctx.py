@@ -10,11 +10,13 @@ C lets go of them: on ``clear_fd`` (C never cleans up a cleared fd) and on free.
 from __future__ import annotations
 
 import ctypes
+import functools
 import itertools
 from ctypes import byref, c_int, c_size_t, c_void_p
-from typing import TYPE_CHECKING, Any, Callable, Dict, Hashable, List, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Hashable, List, NamedTuple, Optional, TypeVar
 
 from .._constants import WaitStatus
+from .._errors import from_conversion_failure
 from .._libcrypto._types import ASYNC_callback_fn, ASYNC_cleanup_fn
 from .._native._libs import address_of
 from .._unraisable import report_unraisable
@@ -85,15 +87,46 @@ _CLEANUP = address_of(_cleanup_thunk)
 _CALLBACK = address_of(_callback_thunk)
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _c_call(method: _F) -> _F:
+    """Our own C calls fail to convert an argument only when the interpreter cannot
+    (3.9-3.11 wrap a RecursionError at the recursion limit, or a MemoryError, in
+    ``ctypes.ArgumentError``): raise what it stands for."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except ctypes.ArgumentError as exc:
+            raise from_conversion_failure(exc) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
 class ForeignCallback:
-    """A wait-ctx callback some C code installed; calling it calls the C function."""
+    """A C wait-ctx callback (``int (*)(void *)``): what ``get_callback`` returns for
+    a callback some C code installed, and what ``set_callback`` installs as it is
+    (its ``arg`` then goes to C as a raw pointer: an ``int`` or ``None``).
+    Calling it from Python calls the C function."""
+
+    __slots__ = ("_fn", "address")
 
     def __init__(self, address: int) -> None:
+        if isinstance(address, bool) or not isinstance(address, int) or not 0 < address < 1 << 64:
+            raise ValueError(f"a C function address must be a positive int, not {address!r}")
         self.address = address
         self._fn = ctypes.cast(address, ASYNC_callback_fn)
 
     def __call__(self, arg: Any) -> int:
         return int(self._fn(arg))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ForeignCallback) and other.address == self.address
+
+    def __hash__(self) -> int:
+        return hash((ForeignCallback, self.address))
 
     def __repr__(self) -> str:
         return f"<C wait-ctx callback at {self.address:#x}>"
@@ -143,6 +176,7 @@ class OpenSSLWaitCtx(WaitCtxBase):
         self._check_open()
         return self._ptr
 
+    @_c_call
     def set_wait_fd(
         self,
         key: Hashable,
@@ -187,6 +221,7 @@ class OpenSSLWaitCtx(WaitCtxBase):
         self._check_open()
         return self._key_tokens.get(key)
 
+    @_c_call
     def get_fd(self, key: Hashable) -> Optional[tuple[int, Any]]:
         self._in_use += 1
         try:
@@ -203,6 +238,7 @@ class OpenSSLWaitCtx(WaitCtxBase):
         finally:
             self._done()
 
+    @_c_call
     def get_all_fds(self) -> List[int]:
         self._in_use += 1
         try:
@@ -218,6 +254,7 @@ class OpenSSLWaitCtx(WaitCtxBase):
         finally:
             self._done()
 
+    @_c_call
     def get_changed_fds(self) -> tuple[List[int], List[int]]:
         self._in_use += 1
         try:
@@ -235,6 +272,7 @@ class OpenSSLWaitCtx(WaitCtxBase):
         finally:
             self._done()
 
+    @_c_call
     def clear_fd(self, key: Hashable) -> bool:
         self._in_use += 1
         try:
@@ -254,11 +292,17 @@ class OpenSSLWaitCtx(WaitCtxBase):
         finally:
             self._done()
 
+    #: the class of C callbacks ``set_callback`` installs as they are
+    foreign_callback = ForeignCallback
+
+    @_c_call
     def set_callback(self, callback: Optional[Callable[[Any], Any]], arg: Any = None) -> bool:
         self._in_use += 1
         try:
             self._check_open()
             callable_or_none(callback, "callback")
+            if isinstance(callback, ForeignCallback):
+                return self._set_foreign_callback(callback, arg)
             old = self._callback_token
             token = next(_tokens)
             if callback is not None:
@@ -277,6 +321,16 @@ class OpenSSLWaitCtx(WaitCtxBase):
         finally:
             self._done()
 
+    def _set_foreign_callback(self, callback: ForeignCallback, arg: Any) -> bool:
+        if arg is not None and (isinstance(arg, bool) or not isinstance(arg, int) or not 0 <= arg < 1 << 64):
+            raise TypeError(f"a C callback's arg must be an address (int) or None, not {type(arg).__name__}")
+        self._check_open()
+        self._lib.ASYNC_WAIT_CTX_set_callback(self._ptr, callback.address, arg)
+        _callbacks.pop(self._callback_token, None)
+        self._callback_token = 0
+        return True
+
+    @_c_call
     def get_callback(self) -> Optional[tuple[Callable[[Any], Any], Any]]:
         self._in_use += 1
         try:
@@ -292,6 +346,7 @@ class OpenSSLWaitCtx(WaitCtxBase):
         finally:
             self._done()
 
+    @_c_call
     def set_status(self, status: int) -> bool:
         self._in_use += 1
         try:
@@ -303,6 +358,7 @@ class OpenSSLWaitCtx(WaitCtxBase):
         finally:
             self._done()
 
+    @_c_call
     def get_status(self) -> int:
         self._in_use += 1
         try:

@@ -13,7 +13,7 @@ import threading
 from typing import Any, Optional
 
 from .._constants import Status
-from .._errors import AsyncError, ErrorEntry, from_conversion_failure
+from .._errors import AsyncError, ErrorEntry, JobCancelled, from_conversion_failure
 from .._libcrypto import LibCrypto, drain_errors
 from .._native._runner import C_STACK_PER_CALL, ENV_STACK_SIZE, JobRunner, NativeSupport
 from .._validate import init_size_limit, size_t
@@ -128,12 +128,29 @@ class OpenSSLBackend(BackendBase):
             status = runner.start(record, address)
         except ctypes.ArgumentError as exc:  # our own C calls: only ever the interpreter's limits
             raise from_conversion_failure(exc) from None
+        if ctx is None and status != Status.PAUSE:
+            self._drop_engine_fds(runner)
         return self._status(status)
+
+    def _drop_engine_fds(self, runner: JobRunner) -> None:
+        """A job without a context ended: free the private context if an engine left fds
+        in it (its cleanup functions run, as they would for the user's own context)."""
+        hidden = runner.hidden_ctx
+        if not hidden:
+            return
+        count = ctypes.c_size_t()
+        self.crypto.ASYNC_WAIT_CTX_get_all_fds(hidden, None, ctypes.byref(count))
+        if count.value:
+            runner.hidden_ctx = 0
+            self.crypto.ASYNC_WAIT_CTX_free(hidden)
 
     def _engine_resume(self, thread: ThreadJobs, record: JobRecord) -> Status:
         status: int = thread.engine.resume(record.engine)  # started on this thread: its runner exists
-        if status < Status.PAUSE:
-            self.last_errors = drain_errors(self.crypto)
+        if status != Status.PAUSE:
+            if status < Status.PAUSE:
+                self.last_errors = drain_errors(self.crypto)
+            if record.ctx is None:
+                self._drop_engine_fds(thread.engine)
         return STATUSES[status]
 
     def _engine_settle(self, thread: ThreadJobs, record: JobRecord) -> Optional[Status]:
@@ -142,6 +159,14 @@ class OpenSSLBackend(BackendBase):
         if ex is None or runner is None:
             return None  # the runner never gave it an execution: it never started
         return STATUSES[runner.settle(ex)]
+
+    def _engine_arm_cancel(self, thread: ThreadJobs, record: JobRecord) -> None:
+        if thread.engine is not None and record.engine is not None:
+            thread.engine.cancel(record.engine, JobCancelled)
+
+    def _engine_disarm_cancel(self, thread: ThreadJobs, record: JobRecord) -> None:
+        if thread.engine is not None and record.engine is not None:
+            thread.engine.uncancel(record.engine)
 
     def _engine_pause(self, thread: ThreadJobs, record: JobRecord) -> None:
         thread.engine._pause()  # ASYNC_pause_job: back when resumed, at once if blocked
@@ -170,4 +195,7 @@ class OpenSSLBackend(BackendBase):
         if thread.paused:
             runner.forget()  # leaked with the paused jobs that use them
         else:
+            if runner.hidden_ctx:
+                hidden, runner.hidden_ctx = runner.hidden_ctx, 0
+                self.crypto.ASYNC_WAIT_CTX_free(hidden)
             runner.close()

@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, cast
 from .._constants import Status
 from .._errors import JobStateError
 from .._validate import init_size_limit, size_t
-from ._base import INTERRUPTED_JOB, BackendBase, Job, JobRecord, ThreadJobs
+from ._base import DEFAULT_TIMEOUT, INTERRUPTED_JOB, BackendBase, Job, JobRecord, ThreadJobs
 from ._python_threadlocal import SUPPORTED as THREADLOCAL_ISOLATION
 from ._python_waitctx import PythonWaitCtx
 from ._python_workers import Worker, WorkerStartError
@@ -304,7 +304,7 @@ class PythonBackend(BackendBase):
             self._cancel_quietly(thread, record, INTERRUPTED_JOB)
         raise interrupt
 
-    def _close(self, record: JobRecord, handle: Optional[Job]) -> None:
+    def _close(self, record: JobRecord, handle: Optional[Job], timeout: Any = DEFAULT_TIMEOUT) -> None:
         """As the shared ``_close``, judging "which thread" by the driving thread.
 
         Job code runs on a worker, so the shared owner check would report a close
@@ -321,7 +321,7 @@ class PythonBackend(BackendBase):
             and not record.orphaned
         ):
             raise JobStateError("cannot close a job from inside another job")
-        super()._close(record, handle)
+        super()._close(record, handle, timeout)
 
     @staticmethod
     def _take_interrupt(thread: ThreadJobs) -> Optional[BaseException]:

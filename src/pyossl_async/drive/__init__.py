@@ -1,0 +1,11 @@
+"""Driving jobs to their end: one decision core, a shell per I/O flavour.
+
+:mod:`._core` decides what a paused job waits for (sans I/O); :mod:`._blocking`
+waits with ``poll(2)`` (``pyossl_async.run_job``, closing jobs paused in C);
+:mod:`._aio` with an asyncio loop (``pyossl_async.aio``). :mod:`._notify` is how
+an engine's wait-ctx callback reaches a driver without running Python.
+"""
+
+from ._blocking import DEFAULT_CLOSE_TIMEOUT, run_job
+
+__all__ = ["DEFAULT_CLOSE_TIMEOUT", "run_job"]
