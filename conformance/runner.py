@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
 import pyossl_async as pa
+from pyossl_async._cli import plural
 from pyossl_async._progress import Progress
 from pyossl_async._registry import BACKEND_NAMES
 
@@ -419,6 +420,9 @@ def run(args: argparse.Namespace, catalogue: Optional[str] = None, out: TextIO =
         print("conformance: no backend is available", file=out)
         return 2
     csetup = _c_setup(bool(getattr(args, "no_c", False)))
+    if getattr(args, "require_c", False) and csetup.toolchain is None:
+        print(f"conformance: the C twins were asked for but cannot run: {csetup.reason}", file=out)
+        return 2
     with_twin = [s for s in scenarios if s.twin]
     want_diff = not getattr(args, "select", None)
     examples = int(os.environ.get(ENV_EXAMPLES, "300"))
@@ -469,7 +473,7 @@ def run(args: argparse.Namespace, catalogue: Optional[str] = None, out: TextIO =
     # -- print ---------------------------------------------------------------------
     w = out.write
     n_twins = sum(1 for s in scenarios if s.twin)
-    w(f"pyossl-async conformance: {len(scenarios)} scenarios, {n_twins} with a C twin\n")
+    w(f"pyossl-async conformance: {plural(len(scenarios), 'scenario')}, {n_twins} with a C twin\n")
     if csetup.toolchain:
         tc = csetup.toolchain
         w(
@@ -502,7 +506,7 @@ def run(args: argparse.Namespace, catalogue: Optional[str] = None, out: TextIO =
                     w(f"  {r.scenario.name} [{col}]: {cell.detail.strip()}\n")
     if want_diff:
         w("\n" + _differential_line(differential, examples) + "\n")
-    w(f"\n{len(scenarios)} scenarios, {disagreements} disagreements\n")
+    w(f"\n{plural(len(scenarios), 'scenario')}, {plural(disagreements, 'disagreement')}\n")
     out.flush()
 
     json_path = getattr(args, "json", None)
@@ -516,7 +520,8 @@ def _differential_line(verdict: Dict[str, Any], examples: int) -> str:
     if verdict.get("ok") is None:
         return f"{what}: skipped ({verdict.get('skipped', 'not run')})"
     if verdict["ok"]:
-        return f"{what}: {verdict['examples']} programs of up to {verdict['steps']} steps, all agree"
+        programs, steps = plural(verdict["examples"], "program"), plural(verdict["steps"], "step")
+        return f"{what}: {programs} of up to {steps}, all agree"
     body = verdict.get("failure", "")
     program = verdict.get("program", "")
     return f"{what}: DISAGREEMENT\n{body}\n{program}".rstrip()

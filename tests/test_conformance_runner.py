@@ -137,7 +137,7 @@ def test_a_disagreement_fails_the_run(both: None, fake_dir: Path) -> None:
     status, out = _run("disagreeing", no_c=True)
     assert status == 1
     lines = out.rstrip().splitlines()
-    assert lines[-1] == "2 scenarios, 1 disagreements"
+    assert lines[-1] == "2 scenarios, 1 disagreement"
     row = next(line for line in lines if line.startswith("disagreeing "))
     assert "L2: backend is python" in row
     assert "python vs openssl: line 2: got 'backend is python', want 'backend is openssl'" in out
@@ -156,7 +156,7 @@ def test_the_cli_exits_non_zero_on_a_disagreement(both: None, fake_dir: Path) ->
         timeout=300,
     )
     assert proc.returncode == 1, proc.stderr
-    assert proc.stdout.rstrip().splitlines()[-1] == "2 scenarios, 1 disagreements"
+    assert proc.stdout.rstrip().splitlines()[-1] == "2 scenarios, 1 disagreement"
     assert "\r" not in proc.stderr  # no progress line when stderr is not a terminal
 
 
@@ -166,7 +166,7 @@ def test_agreement_with_a_c_twin(both: None, fake_dir: Path, toolchain: ctwins.T
     assert status == 0, out
     row = next(line for line in out.splitlines() if line.startswith("agreeing "))
     assert row.split()[1:] == ["match", "match", "match"]
-    assert out.rstrip().splitlines()[-1] == "1 scenarios, 0 disagreements"
+    assert out.rstrip().splitlines()[-1] == "1 scenario, 0 disagreements"
     assert "1 compiled, 0 cached" in out
     status, out = _run("agreeing")
     assert status == 0 and "0 compiled, 1 cached" in out
@@ -204,7 +204,7 @@ def test_a_broken_twin_is_a_disagreement(both: None, fake_dir: Path, toolchain: 
     row = next(line for line in out.splitlines() if line.startswith("broken_twin "))
     assert "ERROR: compile error" in row
     assert "this is not C" in out  # the compiler's message is shown
-    assert out.rstrip().endswith("2 scenarios, 1 disagreements")
+    assert out.rstrip().endswith("2 scenarios, 1 disagreement")
 
 
 @pytest.mark.subprocess
@@ -330,7 +330,7 @@ def _cli(
 def test_found_from_the_source_tree(both: None) -> None:
     proc = _cli(["conformance", "--no-c", "-k", "asynctest_is_capable"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.rstrip().splitlines()[-1] == "1 scenarios, 0 disagreements"
+    assert proc.stdout.rstrip().splitlines()[-1] == "1 scenario, 0 disagreements"
 
 
 @pytest.mark.subprocess

@@ -695,7 +695,7 @@ def test_works_without_ctypes() -> None:
         leaked = [m for m in sys.modules if m.startswith("ctypes.") or m == "_ctypes"]
         assert not leaked, leaked
         """,
-        env={"PYOSSL_ASYNC_BACKEND": ""},
+        env={"PYOSSL_ASYNC_BACKEND": "", "PYOSSL_ASYNC_LIBCRYPTO": ""},
     )
     out = proc.stdout
     assert "Job finished with return value 1" in out and "result 3" in out

@@ -21,9 +21,10 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 from . import _registry
+from ._cli import CliError, check_output_path, require_backends
 from ._constants import Status
 
-__all__ = ["measure", "run_bench"]
+__all__ = ["check_bench_args", "measure", "run_bench"]
 
 Result = Dict[str, Any]
 
@@ -370,6 +371,26 @@ def _row(label: str, r: Optional[Result], ref: Optional[Result] = None) -> str:
     return f"  {label:<42} {r['median']:8.3f}us  [{r['min']:.3f} .. {r['max']:.3f}]  {ratio}"
 
 
+def check_bench_args(args: argparse.Namespace) -> None:
+    """Refuse (CliError), before any measurement, what could only fail at the end,
+    and a backend the environment asks for that cannot run."""
+    try:
+        require_backends(_registry.requested_backends())
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if getattr(args, "json", None):
+        check_output_path("--json", args.json)
+    if getattr(args, "plot", None):
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise CliError(
+                "--plot needs matplotlib, which is not installed: "
+                "pip install 'pyossl-async[bench]' (or pip install matplotlib)"
+            ) from None
+        check_output_path("--plot", args.plot)
+
+
 def run_bench(args: argparse.Namespace) -> int:
     quick = bool(getattr(args, "quick", False))
     repeats = 3 if quick else 7
@@ -381,7 +402,10 @@ def run_bench(args: argparse.Namespace) -> int:
     if openssl is not None:
         info = openssl.info()  # type: ignore[attr-defined]
         results["openssl"] = info
-        print(f"  {info['openssl_version']}; gilstate={info.get('gilstate_binding')} stacks={info.get('stack_mode')}")
+        print(
+            f"  {info['openssl_version']} ({info['library']}); "
+            f"gilstate={info.get('gilstate_binding')} stacks={info.get('stack_mode')}"
+        )
 
     print("\npause + resume cycle")
     cycle: Dict[str, Any] = {}
@@ -470,7 +494,7 @@ def _plot(results: Dict[str, Any], path: str) -> None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-    except ImportError:
+    except ImportError:  # checked before the run (check_bench_args); kept for direct callers
         print("--plot needs matplotlib (pip install 'pyossl-async[bench]')")
         return
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))

@@ -1,21 +1,99 @@
-"""``python -m pyossl_async {demo,info,conformance,bench}``."""
+"""``python -m pyossl_async {demo,info,conformance,bench}``.
+
+Errors the user can fix (a backend that cannot be had, an output file that
+cannot be written, a missing optional dependency) are one line on stderr and
+exit status 2, checked before any work starts; never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from typing import List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from . import _registry
+from ._errors import BackendUnavailable
 
-__all__ = ["main"]
+__all__ = ["CliError", "check_output_path", "main", "plural", "require_backends"]
+
+PROG = "python -m pyossl_async"
+DESCRIPTION = "Drive OpenSSL's ASYNC jobs from Python: the man page's example, diagnostics, benchmarks, conformance."
+#: exit status of a command that cannot run as asked (as for argparse's usage errors)
+EXIT_CANNOT_RUN = 2
+#: exit status when the reader of our output went away (``| head``); see ``main``
+EXIT_BROKEN_PIPE = 1
+
+
+class CliError(Exception):
+    """A one-line reason why a command cannot run as asked; ``main`` prints it."""
+
+
+def plural(count: int, noun: str, nouns: Optional[str] = None) -> str:
+    """``"1 scenario"``, ``"2 scenarios"``, ``"0 scenarios"``."""
+    return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
+
+
+def check_output_path(option: str, path: str) -> None:
+    """Refuse (CliError) an output file that could not be written, before any work.
+
+    The directory must exist, and the file must be writable or creatable there.
+    A file that does not exist yet is created and removed again to find out, so
+    the answer holds whatever the permissions model (root, read-only mounts).
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise CliError(f"{option} {path}: is a directory")
+    if not os.path.isdir(directory):
+        raise CliError(f"{option} {path}: no such directory {directory}")
+    try:
+        if os.path.exists(path):
+            with open(path, "a"):
+                pass
+        else:
+            with open(path, "x"):
+                pass
+            os.unlink(path)
+    except OSError as exc:
+        raise CliError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
+
+
+def _get_backend(name: Optional[str]) -> Any:
+    """``_registry.get_backend(name)``, its refusals as CliError."""
+    try:
+        return _registry.get_backend(name)
+    except (BackendUnavailable, ValueError) as exc:
+        raise CliError(str(exc)) from None
+
+
+def require_backends(requested: Dict[str, str]) -> None:
+    """Each backend asked for (name -> the setting that asks) must load and run jobs, else CliError."""
+    for name, asked in requested.items():
+        try:
+            backend = _registry.get_backend(name)
+        except BackendUnavailable as exc:
+            why = str(exc)
+            raise CliError(why if why.startswith(asked) else f"{asked}: backend {name} is unavailable: {why}") from None
+        if not backend.is_capable():
+            why = getattr(backend, "native_error", "") or "ASYNC_is_capable() is false"
+            raise CliError(f"{asked}: backend {describe_backend(backend)} loads but cannot run jobs here: {why}")
+
+
+def describe_backend(backend: Any) -> str:
+    """``"openssl (OpenSSL 3.0.19 27 Jan 2026, /usr/lib/.../libcrypto.so.3)"``, ``"python (pure Python)"``."""
+    version = getattr(backend, "openssl_version", None)
+    if version is None:
+        return f"{backend.name} (pure Python)"
+    return f"{backend.name} ({version}, {getattr(backend, 'library_path', '?')})"
 
 
 def _demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
-    backend = _registry.get_backend(args.backend)
+    backend = _get_backend(args.backend)
+    # stdout stays byte for byte what the C example prints; what ran goes to stderr
+    print(f"pyossl_async demo: backend {describe_backend(backend)}", file=sys.stderr, flush=True)
     return run_demo(backend, write=lambda line: print(line, flush=True))
 
 
@@ -30,41 +108,83 @@ def _info(args: argparse.Namespace) -> int:
 def _conformance(args: argparse.Namespace) -> int:
     from ._conformance_entry import run_conformance
 
+    if args.json:
+        check_output_path("--json", args.json)
     return run_conformance(args)
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from ._bench import run_bench
+    from ._bench import check_bench_args, run_bench
 
+    check_bench_args(args)
     return run_bench(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pyossl_async", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run the man page's example")
-    demo.add_argument("--backend", choices=_registry.BACKEND_NAMES, default=None)
-    demo.set_defaults(run=_demo)
-    info = sub.add_parser("info", help="versions, backends, capabilities, limits")
+    parser = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, text: str, run: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        p.set_defaults(run=run)
+        return p
+
+    demo = command("demo", "run the man page's example (ASYNC_start_job(3)) and print what it prints", _demo)
+    demo.add_argument(
+        "--backend",
+        choices=_registry.BACKEND_NAMES,
+        default=None,
+        help="the backend to run it on (default: the one get_backend() chooses)",
+    )
+    info = command("info", "versions, backends, library files, capabilities, limits", _info)
     info.add_argument("--json", action="store_true", help="machine-readable output")
-    info.set_defaults(run=_info)
-    conf = sub.add_parser("conformance", help="compare backends with the C library")
-    conf.add_argument("--backend", action="append", choices=_registry.BACKEND_NAMES)
+    conf = command("conformance", "compare the backends with the C library, scenario by scenario", _conformance)
+    conf.add_argument(
+        "--backend",
+        action="append",
+        choices=_registry.BACKEND_NAMES,
+        help="only this backend (repeatable); a named backend that cannot run makes the run fail",
+    )
     conf.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     conf.add_argument("--no-c", action="store_true", help="skip the C reference programs")
     conf.add_argument("-k", dest="select", metavar="SUBSTRING", help="only matching scenarios")
-    conf.set_defaults(run=_conformance)
-    bench = sub.add_parser("bench", help="measure costs side by side")
+    bench = command("bench", "measure costs side by side", _bench)
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    bench.add_argument("--plot", metavar="FILE", help="draw cost vs paused jobs (matplotlib)")
+    bench.add_argument("--plot", metavar="FILE", help="draw cost vs paused jobs (needs matplotlib)")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions")
-    bench.set_defaults(run=_bench)
     return parser
+
+
+def _stdout_gone() -> int:
+    """The reader of stdout went away (``info | head``): end quietly.
+
+    Without this Python prints a BrokenPipeError traceback, and another one
+    when it flushes stdout at exit. stdout is pointed at /dev/null so that last
+    flush succeeds. The exit status is 1, as in the idiom of Python's
+    documentation (``signal`` module, "Note on SIGPIPE"): the output was cut
+    short, so this is not a success, but it is no error worth a message either,
+    as for ``yes | head``.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.run(args))
+    try:
+        status = int(args.run(args))
+        sys.stdout.flush()  # inside the try: a reader gone shows here, not at exit
+    except CliError as exc:
+        print(f"pyossl_async {args.command}: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    except BrokenPipeError:
+        return _stdout_gone()
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,6 +7,13 @@ package's source lives in ``<clone>/src/pyossl_async``, so the suite is found
 at ``<clone>/conformance``. ``PYOSSL_ASYNC_CONFORMANCE_DIR`` names a clone
 explicitly. From an ordinary installation there is no suite, and the command
 says where to get it.
+
+What was asked for must run, or nothing runs (exit status 2): every
+``--backend``, the backends the environment names (``PYOSSL_ASYNC_BACKEND``,
+``PYOSSL_ASYNC_LIBCRYPTO`` for ``"openssl"``) and those listed in
+``PYOSSL_ASYNC_REQUIRE_BACKENDS``, where ``C`` asks for the C twins (then a
+missing compiler or OpenSSL headers is a failure, not a skipped column, unless
+``--no-c`` is given).
 """
 
 from __future__ import annotations
@@ -16,11 +23,17 @@ import importlib.util
 import os
 import sys
 from types import ModuleType
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
-__all__ = ["ENV_DIR", "find_suite", "load_suite", "run_conformance"]
+from . import _registry
+from ._cli import CliError, require_backends
+
+__all__ = ["ENV_DIR", "ENV_REQUIRE", "find_suite", "load_suite", "requirements", "run_conformance"]
 
 ENV_DIR = "PYOSSL_ASYNC_CONFORMANCE_DIR"
+#: backends (and ``C``, the twins) that must run; the test suite reads it too
+ENV_REQUIRE = "PYOSSL_ASYNC_REQUIRE_BACKENDS"
+C_TWINS = "C"
 
 NOT_FOUND = """\
 pyossl_async conformance: the conformance suite was not found.
@@ -80,12 +93,46 @@ def load_suite(root: str) -> ModuleType:
     return module
 
 
+def requirements(args: argparse.Namespace) -> Tuple[Dict[str, str], bool]:
+    """What must run: {backend: the option or setting that asks for it}, and whether the C twins must.
+
+    Raises CliError for an unknown name in ``$PYOSSL_ASYNC_BACKEND`` or
+    ``$PYOSSL_ASYNC_REQUIRE_BACKENDS``.
+    """
+    try:
+        backends = _registry.requested_backends()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    for name in getattr(args, "backend", None) or []:
+        backends.setdefault(name, f"--backend {name}")
+    required = os.environ.get(ENV_REQUIRE, "")
+    need_c = False
+    for name in (n.strip() for n in required.split(",")):
+        if not name:
+            continue
+        if name.upper() == C_TWINS:
+            need_c = True
+        elif name in _registry.BACKEND_NAMES:
+            backends.setdefault(name, f"{ENV_REQUIRE}={required}")
+        else:
+            choices = ", ".join([*_registry.BACKEND_NAMES, C_TWINS])
+            raise CliError(f"{ENV_REQUIRE}={required}: unknown name {name!r}; choose from {choices}")
+    return backends, need_c and not getattr(args, "no_c", False)
+
+
 def run_conformance(args: argparse.Namespace) -> int:
-    """Run the suite with the CLI's arguments; exit status 2 when there is no suite."""
+    """Run the suite with the CLI's arguments; exit status 2 when there is no suite.
+
+    CliError (exit status 2 from ``main``) when something asked for cannot run.
+    """
     root, looked = find_suite()
     if root is None:
         sys.stderr.write(NOT_FOUND.format(env=ENV_DIR, looked=", ".join(looked)))
         return 2
+    backends, need_c = requirements(args)
+    require_backends(backends)
+    #: read by conformance/runner.py: no C twins is then a failure (exit 2)
+    args.require_c = need_c
     load_suite(root)
     from conformance.runner import main
 

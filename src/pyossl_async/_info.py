@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from typing import Any, Dict
@@ -16,6 +17,9 @@ def collect_info() -> Dict[str, Any]:
         "pyossl_async": __version__,
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "platform": f"{platform.system()} {platform.machine()} {' '.join(platform.libc_ver())}",
+        "environment": {
+            name: os.environ.get(name) or "(not set)" for name in (_registry.ENV_BACKEND, _registry.ENV_LIBCRYPTO)
+        },
         "available_backends": _registry.available_backends(),
         "unavailable_backends": _registry.backend_problems(),
     }
@@ -30,6 +34,16 @@ def collect_info() -> Dict[str, Any]:
         extra = getattr(backend, "info", None)
         if callable(extra):
             details.update(extra())
+        # "library" is the real path of the file loaded; next to it, the name it was asked by
+        asked = getattr(backend, "library_name", None)
+        if asked is not None:
+            ordered: Dict[str, Any] = {}
+            for key, value in details.items():
+                ordered[key] = value
+                if key == "library":
+                    ordered["library_name"] = asked
+            ordered.setdefault("library_name", asked)
+            details = ordered
         info[f"backend.{name}"] = details
     return info
 

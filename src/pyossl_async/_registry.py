@@ -1,4 +1,10 @@
-"""Choosing and loading backends: one object per name per process, loaded lazily."""
+"""Choosing and loading backends: one object per name per process, loaded lazily.
+
+Selection is strict about what was asked for. ``get_backend()`` falls back to
+``"python"`` only when nothing was asked: with ``$PYOSSL_ASYNC_BACKEND`` or
+``$PYOSSL_ASYNC_LIBCRYPTO`` set, a request that cannot be honoured raises, naming
+the variable, its value and why, instead of quietly running something else.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +18,18 @@ from ._protocol import Backend
 __all__ = [
     "BACKEND_NAMES",
     "ENV_BACKEND",
+    "ENV_LIBCRYPTO",
     "available_backends",
     "backend_problems",
     "get_backend",
+    "requested_backends",
     "selection_reason",
 ]
 
 ENV_BACKEND = "PYOSSL_ASYNC_BACKEND"
+#: the same name as ``_libcrypto.ENV_LIBCRYPTO``, not imported from there: this
+#: module must work where ctypes cannot be imported
+ENV_LIBCRYPTO = "PYOSSL_ASYNC_LIBCRYPTO"
 BACKEND_NAMES = ("openssl", "python")
 
 _lock = threading.RLock()
@@ -34,7 +45,9 @@ def _load_openssl() -> Backend:
         from ._native._abi import NativeUnsupported
         from .backends.openssl import OpenSSLBackend
     except ImportError as exc:  # an interpreter built without ctypes
-        raise BackendUnavailable(f"the openssl backend cannot be imported: {exc}") from exc
+        why = f"the openssl backend cannot be imported: {exc}"
+        asked = _env(ENV_LIBCRYPTO)
+        raise BackendUnavailable(f"{ENV_LIBCRYPTO}={asked}: {why}" if asked else why) from exc
 
     crypto = load_libcrypto()
     try:
@@ -44,7 +57,8 @@ def _load_openssl() -> Backend:
         error = ""
     except NativeUnsupported as exc:
         native, error = None, str(exc)
-    return OpenSSLBackend(crypto, native, error)
+    backend = OpenSSLBackend(crypto, native, error)
+    return backend
 
 
 def _load_python() -> Backend:
@@ -75,43 +89,89 @@ def _load(name: str) -> Backend:
         return backend
 
 
+def _env(name: str) -> Optional[str]:
+    """An environment variable's value; unset and empty are the same (None)."""
+    return os.environ.get(name) or None
+
+
+def _unknown_in_env(asked: str) -> ValueError:
+    return ValueError(f"{ENV_BACKEND}={asked}: unknown backend {asked!r}; choose from {', '.join(BACKEND_NAMES)}")
+
+
 def get_backend(name: Optional[str] = None) -> Backend:
     """The backend called ``name``; with ``None``, the one this process should use.
 
-    ``None`` means ``$PYOSSL_ASYNC_BACKEND`` if set, else ``"openssl"`` when
-    libcrypto loads and can run jobs here, else ``"python"``.
+    ``None`` means ``$PYOSSL_ASYNC_BACKEND`` if set; else, when
+    ``$PYOSSL_ASYNC_LIBCRYPTO`` is set, ``"openssl"`` with that library, which
+    must load and be able to run jobs; else ``"openssl"`` when libcrypto loads
+    and can run jobs here, else ``"python"``. What the environment asks for and
+    cannot be had raises ``BackendUnavailable`` (``ValueError`` for an unknown
+    ``$PYOSSL_ASYNC_BACKEND``), naming the variable; there is no fallback then.
     """
     global _selection_reason
-    from_env = name is None
     if name is None:
-        name = os.environ.get(ENV_BACKEND) or None
-        if name is None:
+        asked = _env(ENV_BACKEND)
+        if asked is None:
             return _default()
+        if asked not in _LOADERS:
+            raise _unknown_in_env(asked)
+        try:
+            backend = _load(asked)
+        except BackendUnavailable as exc:
+            raise BackendUnavailable(f"{ENV_BACKEND}={asked}: {exc}", exc.errors) from None
+        _selection_reason = f"{ENV_BACKEND}={asked}"
+        return backend
     if not isinstance(name, str):
         raise TypeError(f"backend name must be a str or None, not {type(name).__name__}")
     if name not in _LOADERS:
         raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKEND_NAMES)}")
-    backend = _load(name)
-    if from_env:
-        _selection_reason = f"{ENV_BACKEND}={name}"
-    return backend
+    return _load(name)
 
 
 def _default() -> Backend:
     global _selection_reason
+    library = _env(ENV_LIBCRYPTO)
     try:
         backend = _load("openssl")
     except BackendUnavailable as exc:
+        if library is not None:
+            raise  # the message names the variable, the path and why
         reason = f"fell back to python: openssl is unavailable ({exc})"
     else:
         if backend.is_capable():
             _selection_reason = "openssl loads and is capable"
+            if library is not None:
+                _selection_reason = f"{ENV_LIBCRYPTO}={library}: {_selection_reason}"
             return backend
         why = getattr(backend, "native_error", "") or "ASYNC_is_capable() is false"
+        if library is not None:
+            raise BackendUnavailable(
+                f"{ENV_LIBCRYPTO}={library}: {backend.openssl_version} "
+                f"({getattr(backend, 'library_path', library)}) loads but cannot run jobs here: {why}"
+            )
         reason = f"fell back to python: openssl cannot run jobs here ({why})"
     python = _load("python")
     _selection_reason = reason
     return python
+
+
+def requested_backends() -> Dict[str, str]:
+    """The backends the environment asks for, each with the setting that asks.
+
+    ``{"openssl": "PYOSSL_ASYNC_LIBCRYPTO=/x/libcrypto.so.3"}``: what a command
+    must be able to run, or refuse to run. ``ValueError`` for an unknown
+    ``$PYOSSL_ASYNC_BACKEND``.
+    """
+    out: Dict[str, str] = {}
+    asked = _env(ENV_BACKEND)
+    if asked is not None:
+        if asked not in _LOADERS:
+            raise _unknown_in_env(asked)
+        out[asked] = f"{ENV_BACKEND}={asked}"
+    library = _env(ENV_LIBCRYPTO)
+    if library is not None:
+        out.setdefault("openssl", f"{ENV_LIBCRYPTO}={library}")
+    return out
 
 
 def selection_reason() -> str:

@@ -17,7 +17,6 @@ input means a new build, never a stale one.
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import os
 import shutil
@@ -27,6 +26,8 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
+
+from .._libcrypto._dlinfo import loaded_library_file
 
 __all__ = [
     "BuildResult",
@@ -53,31 +54,6 @@ def cache_root(kind: str = "build") -> str:
         return os.path.join(explicit, kind)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "pyossl-async", kind)
-
-
-class _DlInfo(ctypes.Structure):
-    _fields_ = [
-        ("dli_fname", ctypes.c_char_p),
-        ("dli_fbase", ctypes.c_void_p),
-        ("dli_sname", ctypes.c_char_p),
-        ("dli_saddr", ctypes.c_void_p),
-    ]
-
-
-def loaded_library_file(address: int) -> Optional[str]:
-    """The real path of the shared object that contains ``address`` (``dladdr``), or None."""
-    try:
-        libc = ctypes.CDLL(None)
-        dladdr = libc.dladdr
-    except (OSError, AttributeError):
-        return None
-    dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(_DlInfo)]
-    dladdr.restype = ctypes.c_int
-    info = _DlInfo()
-    if not dladdr(ctypes.c_void_p(address), ctypes.byref(info)) or not info.dli_fname:
-        return None
-    path = os.fsdecode(info.dli_fname)
-    return os.path.realpath(path) if os.path.isabs(path) else None
 
 
 @dataclass
