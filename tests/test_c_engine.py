@@ -548,3 +548,27 @@ def test_a_job_without_a_context_stuck_in_c_is_returned_paused(
     engine.release_never()
     handle.close()
     assert handle.state == "finished"
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_ctrl_c_while_run_job_waits_unwinds_a_job_paused_in_c(
+    openssl: pa.Backend, engine: PauseEngine, path: str
+) -> None:
+    import signal
+
+    log: List[str] = []
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    try:
+        timer = threading.Timer(0.05, signal.pthread_kill, (threading.get_ident(), signal.SIGUSR1))
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            # every wait completes 20 ms later: the close, too, waits for the engine
+            pa.run_job(_unwinding_job(engine, log, path=path, ready="later", delay=0.02), backend=openssl, timeout=HANG)
+        timer.join()
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert log[-2:] == ["cancelled", "finally"]

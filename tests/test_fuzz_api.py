@@ -6,7 +6,10 @@ handles and contexts, keys and ints whose ``__hash__``/``__eq__``/``__int__`` ca
 back into the API, finalisers that start jobs), jobs whose functions are programs
 themselves, cleanup functions and wait-ctx callbacks that pause, resume, close or
 start jobs, calls at the edge of the recursion limit, ``MemoryError`` inside jobs,
-and calls from other threads. Each program runs in a long-lived child interpreter
+calls from other threads, and re-entry: the same kinds of programs run by a
+SIGALRM handler fired every 50-300 us, by a trace function, and at interpreter
+exit (before and after the library's exit hook, and from the last collection's
+finalisers; the child must then exit cleanly). Each program runs in a long-lived child interpreter
 (``tests/fuzz_machine.py``), which checks after every program that all errors
 were the contract's and that the backend still works; a crash or hang of the child
 fails the test with the program that caused it and the child's native traceback.
@@ -266,6 +269,10 @@ def _ops(inner: st.SearchStrategy[List[Any]], in_job: bool) -> st.SearchStrategy
         (1, st.builds(lambda f, a, c, t: ["run_job", f, a, c, t], func, JUNK, ctx,
                       st.sampled_from([0, 0.01, -1, "x", ["nan"], None]))),
         (2, simple),
+        # re-entry (issue 12): a signal handler, a trace function, exit-time hooks
+        (1, st.builds(lambda i, h, b: ["itimer", i, h, b], st.sampled_from([50, 100, 300]), inner, inner)),
+        (1, st.builds(lambda e, h, b: ["traced", e, h, b], st.sampled_from([3, 7, 20]), inner, inner)),
+        (1, st.builds(lambda o: ["at_exit", o], inner)),
     )
 
 

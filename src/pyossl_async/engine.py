@@ -100,6 +100,7 @@ def wait_for_fd(fd: Any, key: Any = None) -> bool:
         return False
     backend, job = current_job()
     ctx = _wait_ctx(backend, job)
+    del job  # a paused job's own frames must not keep its handle alive (it could never be collected)
     if backend is None or ctx is None:
         _readable(fd, None)
         return False
@@ -209,6 +210,7 @@ def await_future(future: concurrent.futures.Future[T], *, notify: str = "auto") 
         return future.result()
     backend, job = current_job()
     ctx = _wait_ctx(backend, job)
+    del job  # a paused job's own frames must not keep its handle alive (it could never be collected)
     if backend is None or ctx is None:
         return future.result()
     callback = ctx.get_callback() if notify != "fd" else None

@@ -592,21 +592,24 @@ class JobRunner:
         before it is pooled, so an exception in between leaks it, never pools it
         twice (two jobs on one thread state would corrupt the interpreter).
         """
+        if ex.interrupt is not None:
+            # handed over first, and forgotten only once handed: a second signal here
+            # (3.9 runs handlers between any two instructions) makes the caller settle
+            # the job, which recycles it again and hands it then
+            ex.body.interrupted(ex.interrupt)
+            ex.interrupt = None
         ts = ex.tstate
         if not ts:
             return
-        if ex.armed:  # a JobCancelled the job ended without running into: not for the next job
-            ex.armed = False
-            self.native.async_exc.disarm(ts)
+        # A JobCancelled armed for it was consumed: a job only ends by running Python
+        # code (its entry frame), where the pending exception is raised.
+        ex.armed = False
         ex.tstate = 0
         unit, ex.unit = ex.unit, None
         self.slots.append(ex.slot)
         self.tstates.put(ts)
         if unit is not None:
             self.units.append(unit)
-        if ex.interrupt is not None:
-            exc, ex.interrupt = ex.interrupt, None
-            ex.body.interrupted(exc)
 
     def settle(self, ex: Execution) -> int:
         """Where a job really is after a start or resume was interrupted in Python code.

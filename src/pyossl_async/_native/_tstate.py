@@ -18,7 +18,9 @@ disagreement raises instead of running on.
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 from typing import Any, Dict, List, Optional
 
 from .._errors import AsyncError
@@ -140,9 +142,12 @@ class AsyncExceptions:
     a job paused in C then relies on its next ``pause_job()``.
 
     CPython 3.9 to 3.12 keep one interpreter-wide "an asynchronous exception is
-    pending" flag, cleared only when some thread state consumes one; withdrawing
-    one (a close given up) would leave every thread on the slow path at every
-    check. :meth:`flush` makes the calling thread consume a private one.
+    pending" flag, cleared only when some thread state consumes one. A job always
+    consumes what was armed for it once its Python code runs again, but one left
+    paused after a close was given up is disarmed, and the flag would then keep
+    every thread on the interpreter's slow path. :meth:`flush` clears it by having
+    a helper thread consume a private exception: on a thread that is not the main
+    one, where no Python signal handler can run and see it.
     """
 
     #: how far into a PyThreadState to look for the thread_id field
@@ -159,6 +164,10 @@ class AsyncExceptions:
         self._set.argtypes = [ctypes.c_ulong, ctypes.c_void_p]
         self._set.restype = ctypes.c_int
         self._needs_flush = sys.version_info < (3, 13)
+        self._flush_lock = threading.Lock()
+        self._flusher: Optional[threading.Thread] = None
+        self._flusher_pid = 0
+        self._flush_wanted = threading.Event()
         try:
             self._find()
         except Exception as exc:  # noqa: BLE001 - reported in reason, the backend still works
@@ -170,8 +179,6 @@ class AsyncExceptions:
         return self.offset >= 0
 
     def _find(self) -> None:
-        import threading
-
         ctypes = self._ctypes
         api = self._api
         ident = threading.get_ident()
@@ -206,28 +213,36 @@ class AsyncExceptions:
         return self.offset >= 0 and self._set(ts, id(exc_type)) == 1
 
     def disarm(self, ts: int) -> None:
-        """Withdraw what :meth:`arm` set on ``ts`` (it may have been raised already)."""
+        """Withdraw what :meth:`arm` set on ``ts`` (a job that stays paused)."""
         if self.offset >= 0:
             self._set(ts, None)
             self.flush()
 
     def flush(self) -> None:
-        """Clear the interpreter-wide pending flag (3.9-3.12) by consuming a private exception."""
+        """Clear the interpreter-wide pending flag (3.9-3.12), on the helper thread."""
         if not self._needs_flush or self.offset < 0:
             return
-        ctypes = self._ctypes
-        me = self._api.PyThreadState_Get()
-        field = ctypes.c_uint64.from_address(me + self.offset)
-        ident = field.value
-        try:
-            field.value = me
+        with self._flush_lock:
+            helper = self._flusher
+            if helper is None or not helper.is_alive() or self._flusher_pid != os.getpid():
+                self._flush_wanted = threading.Event()
+                helper = self._flusher = threading.Thread(
+                    target=self._flush_loop, args=(self._flush_wanted,), name="pyossl-async-flush", daemon=True
+                )
+                self._flusher_pid = os.getpid()
+                helper.start()
+        self._flush_wanted.set()
+
+    def _flush_loop(self, wanted: threading.Event) -> None:
+        set_exc = self._set
+        while True:
+            wanted.wait()
+            wanted.clear()
             try:
-                self._set(me, id(_Flush))
+                set_exc(threading.get_ident(), id(_Flush))  # this thread's own, only state
                 _consume()
-            finally:
-                field.value = ident
-        except _Flush:
-            pass
+            except _Flush:
+                pass
 
 
 def _consume() -> None:

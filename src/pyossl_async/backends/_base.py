@@ -62,13 +62,16 @@ class _RecursionHeadroom:
             self.pending = False  # the program's own limit: keep it
             return
         try:
-            sys.setrecursionlimit(self.base)
+            _setrecursionlimit(self.base)
             self.pending = False
         except RecursionError:
             self.pending = True  # the stack is still deeper than the old limit
 
 
 _HEADROOM = _RecursionHeadroom()
+#: the builtin itself, taken before the openssl backend may wrap ``sys.setrecursionlimit``
+#: (3.9/3.10): settling happens right at the recursion limit, where no Python frame can run
+_setrecursionlimit = sys.setrecursionlimit
 #: what ``_cancel_quietly`` reports closing when a start or resume was cut short
 INTERRUPTED_JOB = "a paused job whose start_job() was interrupted"
 #: OpenSSL's int statuses as enum members, without the cost of Status(n)
@@ -191,6 +194,41 @@ class ThreadJobs:
         self.pending: List[JobRecord] = []
         self.busy = 0
         self.engine: Any = None
+
+
+def _busy(thread: ThreadJobs) -> bool:
+    """Whether the library is in the middle of a ``start_job()``/``close()``/``cleanup_thread()``
+    on this thread (the caller must be that thread, outside its jobs).
+
+    ``thread.busy`` says so, unless it is stale: on CPython 3.9, which runs signal
+    handlers between any two instructions, an interrupt landing at the first
+    instruction of a ``finally`` skips the decrement. The counter is trusted only
+    while one of the library's busy frames is really on the stack; a stale one is
+    reset instead of refusing every later call of the thread.
+    """
+    if not thread.busy:
+        return False
+    if not _STALE_BUSY_POSSIBLE or thread.running is not None:
+        return True  # (a job of this thread runs: its caller's frames are elsewhere)
+    frame: Any = sys._getframe(1)
+    for _ in range(_BUSY_FRAMES):
+        if frame is None:
+            thread.busy = 0  # no busy frame below us: stale
+            return False
+        if frame.f_code in _BUSY_CODES:
+            return True
+        frame = frame.f_back
+    return True  # too deep to tell (nested handlers): keep refusing
+
+
+#: only CPython 3.9 runs signal handlers at the first instruction of a ``finally``
+_STALE_BUSY_POSSIBLE = sys.version_info < (3, 10)
+#: how many frames ``_busy`` looks at; a busy frame sits within a few dozen of them
+_BUSY_FRAMES = 64
+
+
+#: the code of the methods that hold a thread busy (filled in below BackendBase)
+_BUSY_CODES: frozenset[Any] = frozenset()
 
 
 class _ThreadSentinel:
@@ -331,6 +369,8 @@ class BackendBase(abc.ABC):
 
     name: str = ""
     openssl_version: Optional[str] = None
+    #: checked before every resume and close (the openssl backend's depth check on 3.9/3.10)
+    _check_resume: Optional[Callable[[], None]] = None
 
     def __init__(self) -> None:
         self._threads: Dict[int, ThreadJobs] = {}
@@ -368,6 +408,11 @@ class BackendBase(abc.ABC):
         """True when a job this backend did not start is running on this thread."""
         return False
 
+    def _engine_in_job(self) -> bool:
+        """True when the calling code runs inside one of this backend's jobs (on its
+        fibre or worker), not on the caller's side of a ``start_job()`` in progress."""
+        return True
+
     def _engine_arm_cancel(self, thread: ThreadJobs, record: JobRecord) -> None:
         """Make ``JobCancelled`` be raised at the first Python code the paused job runs.
 
@@ -383,6 +428,18 @@ class BackendBase(abc.ABC):
 
     def _engine_cleanup_thread(self, thread: Optional[ThreadJobs]) -> None:
         """``ASYNC_cleanup_thread`` proper, once the shared checks passed."""
+
+    def _refuse_reentry(self, thread: Optional[ThreadJobs], what: str) -> None:
+        """``JobStateError`` when ``what`` is called while this thread is between two
+        states of a ``start_job()``/``close()`` (from a signal handler, a finaliser, a
+        weakref callback or a trace function that runs in the middle of one). Job
+        code itself, running inside the job, is not refused here."""
+        if thread is not None and thread.busy and not self._engine_in_job() and _busy(thread):
+            raise JobStateError(
+                f"{what} called while this thread is in the middle of a start_job() or close() "
+                f"(from a signal handler, finaliser, weakref callback or trace function); "
+                f"call it once that call has returned"
+            )
 
     def _current(self) -> tuple[Optional[ThreadJobs], Optional[JobRecord]]:
         """The calling thread's jobs and the job running in the caller, if any."""
@@ -448,16 +505,20 @@ class BackendBase(abc.ABC):
             if (
                 thread is not None
                 and thread.running is None
+                and not thread.busy
                 and record.state == "paused"
                 and record.owner == thread.ident
                 and record.backend is self
                 and not record.orphaned
                 and not self._engine_in_foreign_job()
             ):
+                if self._check_resume is not None:
+                    self._check_resume()
                 return self._drive(thread, record, job, False)
-        _, running = self._current()
+        current, running = self._current()
         if running is not None or self._engine_in_foreign_job():
             raise JobStateError("start_job() called from inside a running job")
+        self._refuse_reentry(current, "start_job()")
         if job is None:
             if ctx is not None:
                 self._check_wait_ctx(ctx)
@@ -477,6 +538,8 @@ class BackendBase(abc.ABC):
             raise JobStateError(f"cannot resume a {record.state} job")
         if record.owner != _get_ident():
             raise JobStateError("a paused job must be resumed on the thread that started it")
+        if self._check_resume is not None:
+            self._check_resume()
         return self._drive(self._thread(), record, job, fresh=False)
 
     def _check_wait_ctx(self, ctx: Any) -> None:
@@ -493,6 +556,10 @@ class BackendBase(abc.ABC):
         """
         thread.busy += 1
         try:
+            if not fresh and record.state != "paused":
+                # checked by the caller, then ended by a signal handler or finaliser that
+                # ran before the line above; from here on no other call can interleave
+                raise JobStateError(f"the job was {record.state} by a signal handler or finaliser meanwhile")
             record.trace = sys.gettrace()
             record.profile = sys.getprofile()
             record.state = "running"
@@ -532,7 +599,7 @@ class BackendBase(abc.ABC):
                         # fail too (3.12+ leaves a RecursionError's handler no headroom).
                         if headroom.active == 1 and not headroom.pending:
                             headroom.base = sys.getrecursionlimit()
-                            sys.setrecursionlimit(headroom.base + _SETTLE_HEADROOM)
+                            _setrecursionlimit(headroom.base + _SETTLE_HEADROOM)
                         self._settle_interrupted(thread, record, fresh)
                     except BaseException:
                         # interrupted again (Ctrl-C pressed twice) before it was settled;
@@ -546,7 +613,7 @@ class BackendBase(abc.ABC):
             raise
         finally:
             thread.busy -= 1
-            if (thread.pending or _HEADROOM.pending) and not thread.busy and thread.running is None:
+            if (thread.pending or _HEADROOM.pending) and thread.running is None and not _busy(thread):
                 self._drain_pending(thread)
 
     def _resume_without_ctx(self, thread: ThreadJobs, record: JobRecord, status: Status) -> Status:
@@ -626,6 +693,10 @@ class BackendBase(abc.ABC):
             thread, record = self._current()  # a backend whose jobs run on other threads
             if record is None or thread is None:
                 return True
+        if not self._engine_in_job():
+            # a signal handler or finaliser running on the caller's side of a
+            # start_job() in progress: that is outside the job
+            return True
         if record.cancelled:
             raise JobCancelled()
         record.in_pause = True
@@ -645,7 +716,7 @@ class BackendBase(abc.ABC):
     def get_current_job(self) -> Optional[Job]:
         """The running job's handle (the same object ``start_job`` returns on PAUSE)."""
         _, record = self._current()
-        if record is None:
+        if record is None or not self._engine_in_job():
             return None
         # while a job runs, its caller's start_job (or the finaliser that
         # resurrected it) holds the handle, so the weak reference is alive
@@ -683,6 +754,7 @@ class BackendBase(abc.ABC):
         thread, running = self._current()
         if running is not None:
             raise JobStateError("cleanup_thread() called from inside a running job")
+        self._refuse_reentry(thread, "cleanup_thread()")
         if thread is not None and thread.pending:
             self._drain_pending(thread)
         if thread is not None and thread.paused:
@@ -692,7 +764,18 @@ class BackendBase(abc.ABC):
                 f"cleanup_thread() with {len(thread.paused)} paused job(s): "
                 f"close or finish them first (C would leak them)"
             )
-        self._engine_cleanup_thread(thread)
+        if thread is None:
+            self._engine_cleanup_thread(None)
+            return
+        # busy: a signal handler that starts a job now is refused, so none can be
+        # paused in the pool this frees
+        thread.busy += 1
+        try:
+            if thread.paused:  # a signal handler paused one between the check and here
+                raise JobStateError(f"cleanup_thread() with {len(thread.paused)} paused job(s)")
+            self._engine_cleanup_thread(thread)
+        finally:
+            thread.busy -= 1
 
     # -- closing -----------------------------------------------------------------
 
@@ -715,6 +798,7 @@ class BackendBase(abc.ABC):
         thread, running = self._current()
         if running is not None or thread is None:
             raise JobStateError("cannot close a job from inside another job")
+        self._refuse_reentry(thread, "close()")
         return thread
 
     def _cancel(
@@ -729,7 +813,19 @@ class BackendBase(abc.ABC):
             handle = Job(record)
         from ..drive._blocking import DEFAULT_CLOSE_TIMEOUT, unwind  # the drive layer waits for engines
 
-        unwind(self, thread, record, handle, DEFAULT_CLOSE_TIMEOUT if timeout is DEFAULT_TIMEOUT else timeout)
+        if record.state != "paused":  # a signal handler or finaliser got there first
+            return
+        if self._check_resume is not None:
+            self._check_resume()
+        # busy for the whole close, waits included: a signal handler or finaliser
+        # that starts, resumes or closes a job of this thread meanwhile is refused
+        thread.busy += 1
+        try:
+            unwind(self, thread, record, handle, DEFAULT_CLOSE_TIMEOUT if timeout is DEFAULT_TIMEOUT else timeout)
+        finally:
+            thread.busy -= 1
+            if (thread.pending or _HEADROOM.pending) and thread.running is None and not _busy(thread):
+                self._drain_pending(thread)
 
     def _cancel_step(self, thread: ThreadJobs, record: JobRecord, handle: Job) -> bool:
         """Resume a job being closed once, ``JobCancelled`` pending; True once it has ended.
@@ -737,6 +833,8 @@ class BackendBase(abc.ABC):
         False: it paused again, inside C code (a ``pause_job()`` of a cancelled
         job raises). Another exception the job raised while unwinding propagates.
         """
+        if record.state != "paused":  # ended meanwhile (a signal handler closed it)
+            return True
         record.cancelled = True
         if not record.in_pause:
             self._engine_arm_cancel(thread, record)  # paused inside C: no pause_job() of ours will see it
@@ -772,7 +870,7 @@ class BackendBase(abc.ABC):
         thread = self._threads.get(record.owner)
         if thread is None:
             return
-        if record.owner == _get_ident() and thread.busy == 0 and thread.running is None:
+        if record.owner == _get_ident() and thread.running is None and not _busy(thread):
             self._cancel_quietly(thread, record)
         else:
             thread.pending.append(record)
@@ -788,6 +886,14 @@ class BackendBase(abc.ABC):
             self._cancel(thread, record, None, timeout)
         except BaseException as exc:  # noqa: BLE001 - nobody to raise it to
             report_unraisable(exc, f"Exception ignored while closing {what}")
+            if (
+                not isinstance(exc, Exception)  # an interrupt (Ctrl-C), not a failure of the close
+                and record.state == "paused"
+                and record.owner == thread.ident
+                and not record.orphaned
+                and record not in thread.pending
+            ):
+                thread.pending.append(record)  # cut short: tried again at the thread's next idle moment
         finally:
             if record.state == "finished":
                 record.handle = None
@@ -802,7 +908,7 @@ class BackendBase(abc.ABC):
         those finalisers could not.
         """
         thread, running = self._current()
-        if thread is None or running is not None or thread.busy:
+        if thread is None or running is not None or _busy(thread):
             return
         for record in list(records):
             if (
@@ -817,8 +923,11 @@ class BackendBase(abc.ABC):
     def _drain_pending(self, thread: ThreadJobs) -> None:
         if _HEADROOM.pending:
             _HEADROOM.restore()
-        while thread.pending and thread.running is None and thread.busy == 0:
-            record = thread.pending.pop(0)
+        while thread.pending and thread.running is None and not _busy(thread):
+            try:
+                record = thread.pending.pop(0)
+            except IndexError:  # a signal handler drained it between the check and here
+                break
             if record.state == "paused" and not record.orphaned:
                 self._cancel_quietly(thread, record)
 
@@ -849,6 +958,11 @@ class BackendBase(abc.ABC):
                 ResourceWarning,
                 stacklevel=2,
             )
+
+
+_BUSY_CODES = frozenset(
+    {BackendBase._drive.__code__, BackendBase._cancel.__code__, BackendBase.cleanup_thread.__code__}
+)
 
 
 def _close_main_thread_jobs(ref: Callable[[], Optional[BackendBase]]) -> None:

@@ -125,9 +125,12 @@ class PythonWaitCtx(WaitCtxBase):
         live = self._live.get(key)
         if not live:
             return False
-        entry = live.pop()
+        try:
+            entry = live.pop()
+        except IndexError:  # emptied by a signal handler or finaliser between the check and here
+            return False
         if not live:
-            del self._live[key]
+            self._live.pop(key, None)
         if entry.add:
             # added in this segment: C unlinks and frees it at once
             self._unlink(entry)
@@ -139,11 +142,10 @@ class PythonWaitCtx(WaitCtxBase):
         return True
 
     def _unlink(self, entry: _FdEntry) -> None:
-        fds = self._fds
-        for i in range(len(fds) - 1, -1, -1):
-            if fds[i] is entry:
-                del fds[i]
-                return
+        try:
+            self._fds.remove(entry)  # entries compare by identity
+        except ValueError:  # gone already (a reset by a signal handler's resume)
+            pass
 
     def _reset_counts(self) -> None:
         """``async_wait_ctx_reset_counts``: what ``ASYNC_pause_job`` does after a resume."""

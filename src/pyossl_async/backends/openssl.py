@@ -8,6 +8,7 @@ policy on top and maps OpenSSL's per-thread functions one to one.
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
 import threading
 from typing import Any, Optional
@@ -23,6 +24,39 @@ from ._openssl_waitctx import OpenSSLWaitCtx
 __all__ = ["OpenSSLBackend"]
 
 
+def _depth_error(native: NativeSupport, limit: int) -> AsyncError:
+    return AsyncError(
+        f"the recursion limit ({limit}) is deeper than a job stack of "
+        f"{native.stack_size >> 10} KiB holds on CPython {sys.version_info[0]}.{sys.version_info[1]} "
+        f"(about {native.depth_budget} calls): set {ENV_STACK_SIZE} to at least "
+        f"{-(-limit * C_STACK_PER_CALL >> 20)}M, or lower the limit"
+    )
+
+
+_original_setrecursionlimit: Any = None
+
+
+def _guard_recursion_limit(native: NativeSupport) -> None:
+    """Make ``sys.setrecursionlimit`` refuse, inside a job, a limit its stack cannot hold.
+
+    Only on CPython 3.9/3.10 and only once the openssl backend can run jobs. Outside
+    jobs it is the original; the limit is checked again at every resume.
+    """
+    global _original_setrecursionlimit
+    if _original_setrecursionlimit is not None:
+        return
+    original = _original_setrecursionlimit = sys.setrecursionlimit
+    budget, in_job = native.depth_budget, native.fast_current_job
+
+    @functools.wraps(original)
+    def setrecursionlimit(limit: int) -> None:
+        if isinstance(limit, int) and limit > budget and in_job():
+            raise _depth_error(native, limit)
+        original(limit)
+
+    sys.setrecursionlimit = setrecursionlimit
+
+
 class OpenSSLBackend(BackendBase):
     """OpenSSL's ASYNC API, called for real."""
 
@@ -35,9 +69,28 @@ class OpenSSLBackend(BackendBase):
         #: why jobs cannot run here, when ``native`` is None
         self.native_error = native_error
         self.openssl_version: Optional[str] = crypto.version_text
+        #: the libcrypto file really loaded (resolved), and the name it was asked by
         self.library_path = crypto.path
+        self.library_name = crypto.library_name
         #: error-queue entries drained by the last call that returned ERR/NO_JOBS/False
         self.last_errors: tuple[ErrorEntry, ...] = ()
+        if native is not None and native.depth_budget:
+            # 3.9/3.10: every Python call also takes C stack, and a job's stack is finite
+            self._check_resume = self._check_depth
+            _guard_recursion_limit(native)
+
+    def _check_depth(self) -> None:
+        """Refuse to run a job while the recursion limit allows more calls than its stack holds.
+
+        On CPython 3.9/3.10 recursion that deep would run off the job's stack
+        (SIGSEGV) before ``RecursionError`` could stop it. Checked at every start,
+        resume and close: the limit may have been raised since the job started.
+        """
+        native = self.native
+        assert native is not None
+        limit = sys.getrecursionlimit()
+        if limit > native.depth_budget:
+            raise _depth_error(native, limit)
 
     # -- capabilities ------------------------------------------------------------
 
@@ -48,6 +101,7 @@ class OpenSSLBackend(BackendBase):
     def info(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "library": self.crypto.path,
+            "library_name": self.crypto.library_name,
             "openssl_version": self.crypto.version_text,
             "version_number": hex(self.crypto.version_number),
             "ASYNC_is_capable": bool(self.crypto.ASYNC_is_capable()),
@@ -63,6 +117,7 @@ class OpenSSLBackend(BackendBase):
     # -- per-thread pool ---------------------------------------------------------
 
     def init_thread(self, max_size: int = 0, init_size: int = 0) -> bool:
+        self._refuse_reentry(self._threads.get(threading.get_ident()), "init_thread()")
         max_size = size_t(max_size, "max_size")
         init_size = size_t(init_size, "init_size")
         init_size_limit(max_size, init_size)
@@ -104,17 +159,8 @@ class OpenSSLBackend(BackendBase):
 
     def _engine_start(self, thread: ThreadJobs, record: JobRecord) -> Status:
         runner = self._runner(thread)
-        budget = runner.native.depth_budget
-        if budget and sys.getrecursionlimit() > budget:
-            # 3.9/3.10: recursion that deep would run off the job's stack (SIGSEGV)
-            # before RecursionError could stop it
-            limit = sys.getrecursionlimit()
-            raise AsyncError(
-                f"the recursion limit ({limit}) is deeper than a job stack of "
-                f"{runner.native.stack_size >> 10} KiB holds on CPython {sys.version_info[0]}.{sys.version_info[1]} "
-                f"(about {budget} calls): set {ENV_STACK_SIZE} to at least "
-                f"{-(-limit * C_STACK_PER_CALL >> 20)}M, or lower the limit"
-            )
+        if runner.native.depth_budget:
+            self._check_depth()
         ctx = record.ctx
         if ctx is not None:
             address = ctx._ptr  # type: ignore[attr-defined]
@@ -169,7 +215,13 @@ class OpenSSLBackend(BackendBase):
             thread.engine.uncancel(record.engine)
 
     def _engine_pause(self, thread: ThreadJobs, record: JobRecord) -> None:
-        thread.engine._pause()  # ASYNC_pause_job: back when resumed, at once if blocked
+        runner = thread.engine
+        if runner is not None:
+            runner._pause()  # ASYNC_pause_job: back when resumed, at once if blocked
+
+    def _engine_in_job(self) -> bool:
+        native = self.native
+        return native is not None and bool(native.fast_current_job())
 
     def _engine_in_foreign_job(self) -> bool:
         native = self.native

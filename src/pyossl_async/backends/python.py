@@ -105,6 +105,9 @@ class PythonBackend(BackendBase):
             return None, None
         return worker.owner, record  # type: ignore[return-value]
 
+    def _engine_in_job(self) -> bool:
+        return _get_ident() in self._workers
+
     def _driver(self) -> tuple[ThreadJobs, _DriverState]:
         """The calling thread's records and model state (the driving thread's, in a job)."""
         thread, _ = self._current()
@@ -134,6 +137,7 @@ class PythonBackend(BackendBase):
 
     def init_thread(self, max_size: int = 0, init_size: int = 0) -> bool:
         """``ASYNC_init_thread``: a new pool for this thread (see openssl-behaviour.md)."""
+        self._refuse_reentry(self._current()[0], "init_thread()")
         max_size = size_t(max_size, "max_size")
         init_size = size_t(init_size, "init_size")
         if init_size > max_size:  # also init_thread(0, n > 0): 0 is "unlimited" only later
@@ -297,9 +301,13 @@ class PythonBackend(BackendBase):
                 raise interrupt  # noqa: B904 - the job's own exception stays as __context__
             raise
         state: Optional[_DriverState] = thread.engine
-        if state is None or state.interrupt is None:
+        if state is None:
             return result
+        # taken in one step: a signal handler that runs a drive of its own between a
+        # check and the take may take it first (and raise it there)
         interrupt, state.interrupt = state.interrupt, None
+        if interrupt is None:
+            return result
         if result[0] == Status.PAUSE:
             self._cancel_quietly(thread, record, INTERRUPTED_JOB)
         raise interrupt

@@ -109,7 +109,10 @@ class Notifier:
 
     def register(self, listener: Listener) -> _TokenSlot:
         """A fresh token for ``listener``, until :meth:`unregister`."""
-        slot = _free_slots.pop() if _free_slots else _TokenSlot()
+        try:
+            slot = _free_slots.pop()
+        except IndexError:  # (checked and popped in one step: a signal handler may register too)
+            slot = _TokenSlot()
         self._listeners[slot.renew()] = listener
         return slot
 

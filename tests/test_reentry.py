@@ -1,0 +1,343 @@
+"""API calls re-entering the library from signal handlers, finalisers, weakref callbacks
+and trace functions, at any instant of a start_job() or close().
+
+A call made while the library is between two states on its thread is refused with
+``JobStateError`` (or, for a dropped job, deferred); no call may crash the
+interpreter, touch freed memory, or let anything but the contract's exceptions out.
+Every scenario runs in a child interpreter under ``-X dev`` and
+``PYTHONMALLOC=debug``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from .conftest import load_backend, run_isolated
+
+pytestmark = pytest.mark.subprocess
+
+NAMES = ["openssl", "python"]
+DEV = {"args": ("-X", "dev", "-W", "ignore"), "env": {"PYTHONMALLOC": "debug"}, "timeout": 240}
+
+# The main thread churns jobs; SIGALRM fires every 50-300 us and a helper thread
+# interrupts the main thread now and then; the handler calls the API.
+STORM = r"""
+import gc, json, os, random, signal, sys, threading, time, _thread
+import pyossl_async as pa
+
+b = pa.get_backend(NAME)
+rng = random.Random(SEED)
+ctx = b.WaitCtx()
+paused = []          # handles the main loop owns
+handler_paused = []  # handles the handler started
+bad = []             # exceptions outside the contract
+counts = {"calls": 0, "refused": 0, "interrupts": 0}
+ALLOWED = (pa.AsyncError, pa.JobCancelled, KeyboardInterrupt, RecursionError, MemoryError)
+
+def job(arg):
+    for _ in range(arg):
+        b.pause_job()
+    return 0
+
+def pick(seq):
+    # a handler that runs inside a job can be paused with it (by a nested handler's
+    # pause_job()) while the main loop shrinks the list it was picking from
+    try:
+        return rng.choice(seq)
+    except IndexError:
+        raise pa.JobStateError("the list changed under the handler") from None
+
+def handler(signum, frame):
+    counts["calls"] += 1
+    op = rng.randrange(9)
+    try:
+        if op == 0:
+            b.cleanup_thread()
+        elif op == 1 and paused:
+            b.start_job(pick(paused), None, None)
+        elif op == 2 and paused:
+            pick(paused).close()
+        elif op == 3:
+            b.pause_job()
+        elif op == 4:
+            b.get_current_job()
+        elif op == 5:
+            status, h, _ = b.start_job(None, ctx, job, 2)
+            if status == pa.PAUSE:
+                handler_paused.append(h)
+        elif op == 6 and handler_paused:
+            try:
+                h = handler_paused.pop()  # a nested handler may have emptied it meanwhile
+            except IndexError:
+                h = None
+            if h is not None:
+                h.close()
+        elif op == 7:
+            b.init_thread(0, 0)
+        elif op == 8:
+            with b.WaitCtx() as other:
+                other.set_wait_fd("k", 0)
+    except pa.JobStateError:
+        counts["refused"] += 1
+    except ALLOWED:
+        pass
+    except BaseException as exc:
+        bad.append(f"{op}: {type(exc).__name__}: {exc}")
+
+def interrupter(go, stop):
+    go.wait()
+    while not stop.is_set():
+        time.sleep(rng.uniform(0.002, 0.01))
+        _thread.interrupt_main()
+
+guarded = [False]
+
+def on_interrupt(signum, frame):
+    # KeyboardInterrupt only inside the main loop's try (where every library call is):
+    # one landing on the loop's own back-edge would end the script, not test anything
+    if guarded[0]:
+        raise KeyboardInterrupt
+
+signal.signal(signal.SIGINT, on_interrupt)
+signal.signal(signal.SIGALRM, handler)
+go, stop = threading.Event(), threading.Event()
+helper = threading.Thread(target=interrupter, args=(go, stop), daemon=True)
+helper.start()
+deadline = time.monotonic() + SECONDS
+interval = rng.choice([0.00005, 0.0001, 0.0003])
+started = False
+while True:
+    try:
+        guarded[0] = True
+        if not started:
+            started = True
+            signal.setitimer(signal.ITIMER_REAL, 0.0001, interval)
+            go.set()
+        if time.monotonic() >= deadline:
+            guarded[0] = False
+            break
+        op = rng.randrange(5)
+        if op == 0 or not paused:
+            status, h, _ = b.start_job(None, ctx, job, rng.randrange(1, 4))
+            if status == pa.PAUSE:
+                paused.append(h)
+        elif op == 1:
+            h = paused.pop(rng.randrange(len(paused)))
+            if h.state == "paused":
+                status, h2, _ = b.start_job(h, None, None)
+                if status == pa.PAUSE:
+                    paused.append(h2)
+        elif op == 2:
+            paused.pop(rng.randrange(len(paused))).close()
+        elif op == 3:
+            paused.pop(rng.randrange(len(paused)))  # dropped: unwound when collected
+            gc.collect()
+        else:
+            paused[:] = [h for h in paused if h.state == "paused"]
+        guarded[0] = False
+    except KeyboardInterrupt:
+        guarded[0] = False
+        counts["interrupts"] += 1
+    except ALLOWED:
+        guarded[0] = False
+    except BaseException as exc:
+        guarded[0] = False
+        bad.append(f"main: {type(exc).__name__}: {exc}")
+guarded[0] = False
+signal.setitimer(signal.ITIMER_REAL, 0, 0)
+stop.set()
+helper.join()
+states = set()
+for h in paused + handler_paused:
+    states.add(h.state)
+    if h.state == "paused":
+        h.close()
+paused.clear(); handler_paused.clear()
+gc.collect()
+thread = b._threads.get(threading.get_ident())
+left = [r.state for r in thread.paused] if thread is not None else []
+for r in list(thread.paused if thread is not None else ()):
+    r.handle_ref() and r.handle_ref().close()
+ctx.close()
+b.cleanup_thread()
+fresh = b.start_job(None, None, lambda a: 3)
+print(json.dumps({"bad": bad, "counts": counts, "states": sorted(states), "left": left,
+                  "busy": thread.busy if thread is not None else 0, "fresh": [int(fresh[0]), fresh[2]]}))
+"""
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_api_calls_from_a_signal_handler_storm(name: str, seed: int) -> None:
+    load_backend(name)
+    code = STORM.replace("NAME", repr(name)).replace("SEED", str(seed)).replace("SECONDS", "2.0")
+    proc = run_isolated(code, **DEV)  # type: ignore[arg-type]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["bad"] == [], out["bad"][:3]
+    assert out["counts"]["calls"] > 100, out["counts"]  # the handler really ran, often
+    assert out["busy"] == 0 and out["fresh"] == [3, 3], {k: out[k] for k in ("busy", "fresh", "left")}
+    assert set(out["states"]) <= {"paused", "finished"}, out["states"]
+
+
+# -- the exact orders the report names ----------------------------------------------
+
+CLEANUP_DURING_A_START = r"""
+import sys, pyossl_async as pa
+b = pa.get_backend(NAME)
+ctx = b.WaitCtx()
+seen = []
+
+def tracer(frame, event, arg):
+    # a trace function runs between every two lines of the library's own code
+    if event == "line" and frame.f_code.co_filename.endswith(("_base.py", "_runner.py", "openssl.py", "python.py")):
+        for call in (b.cleanup_thread, lambda: b.start_job(None, ctx, lambda a: 1), lambda: b.init_thread(0, 0)):
+            try:
+                call()
+            except pa.JobStateError as exc:
+                seen.append("refused")
+            except pa.AsyncError:
+                seen.append("other")
+    return tracer
+
+sys.settrace(tracer)
+status, job, _ = b.start_job(None, ctx, lambda a: int(b.pause_job()))
+status2, _, ret = b.start_job(job, None, None)
+sys.settrace(None)
+print(int(status), int(status2), ret, "refused" in seen)
+ctx.close()
+b.cleanup_thread()
+"""
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_calls_from_a_trace_function_inside_start_job_are_refused(name: str) -> None:
+    load_backend(name)
+    proc = run_isolated(CLEANUP_DURING_A_START.replace("NAME", repr(name)), **DEV)  # type: ignore[arg-type]
+    assert proc.stdout.split() == ["2", "3", "1", "True"], proc.stdout + proc.stderr
+
+
+PAUSE_FROM_A_HANDLER = r"""
+import signal, threading, time, pyossl_async as pa
+b = pa.get_backend(NAME)
+ctx = b.WaitCtx()
+results = []
+
+def handler(signum, frame):
+    try:
+        results.append(b.pause_job())  # outside the job: True at once
+        results.append(b.get_current_job())
+    except BaseException as exc:
+        results.append(repr(exc))
+
+signal.signal(signal.SIGALRM, handler)
+signal.setitimer(signal.ITIMER_REAL, 0.00005, 0.00005)
+deadline = time.monotonic() + 1.0
+while time.monotonic() < deadline:
+    status, job, _ = b.start_job(None, ctx, lambda a: int(b.pause_job()))
+    if job is not None and job.state == "paused":
+        b.start_job(job, None, None)
+    if job is not None and job.state == "paused":
+        job.close()
+signal.setitimer(signal.ITIMER_REAL, 0, 0)
+# a handler that ran inside the job may pause it (JobCancelled when it is closed later);
+# one that ran on the caller's side gets True at once; nothing else may come out
+bad = [r for r in results if r is not True and r is not None and not isinstance(r, pa.Job) and r != "JobCancelled()"]
+print(len(results) > 10, bad[:3])
+ctx.close()
+"""
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pause_job_from_a_signal_handler_is_a_no_op_outside_the_job(name: str) -> None:
+    load_backend(name)
+    proc = run_isolated(PAUSE_FROM_A_HANDLER.replace("NAME", repr(name)), **DEV)  # type: ignore[arg-type]
+    assert proc.stdout.strip() == "True []", proc.stdout + proc.stderr
+
+
+# -- recursion limits raised after a job started (3.9/3.10) ----------------------------
+
+RAISED_LIMIT = r"""
+import sys, pyossl_async as pa
+b = pa.get_backend("openssl")
+ctx = b.WaitCtx()
+def down(k):
+    return k if k <= 0 else down(k - 1)
+def job(arg):
+    b.pause_job()
+    return down(14500)
+status, j, _ = b.start_job(None, ctx, job)
+sys.setrecursionlimit(15000)
+try:
+    print("resumed:", b.start_job(j, None, None))
+except pa.AsyncError as exc:
+    print("refused:", str(exc).split(":")[0])
+sys.setrecursionlimit(1000)
+j.close()
+def raises_inside(arg):
+    sys.setrecursionlimit(15000)
+    return down(14500)
+try:
+    print("inside:", b.start_job(None, ctx, raises_inside))
+except (pa.AsyncError, RecursionError) as exc:
+    print("inside refused:", type(exc).__name__)
+print("limit", sys.getrecursionlimit())
+ctx.close()
+"""
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 11), reason="3.11+ Python calls take no C stack")
+def test_a_recursion_limit_raised_after_the_start_is_refused_not_crashed() -> None:
+    load_backend("openssl")
+    proc = run_isolated(RAISED_LIMIT, **DEV)  # type: ignore[arg-type]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("refused: the recursion limit (15000) is deeper than a job stack"), lines
+    assert lines[1] == "inside refused: AsyncError", lines
+    assert lines[2] == "limit 1000", lines
+
+
+# -- an abandoned event loop ------------------------------------------------------------
+
+ABANDONED_LOOP = r"""
+import asyncio, concurrent.futures, gc, json, threading, warnings
+import pyossl_async as pa
+from pyossl_async import aio
+b = pa.get_backend(NAME)
+pool = concurrent.futures.ThreadPoolExecutor(2)
+never = concurrent.futures.Future()  # an accelerator that never answers
+finally_ran = [0]
+
+def job(i):
+    try:
+        return pa.await_future(never)
+    finally:
+        finally_ran[0] += 1
+
+async def main():
+    for i in range(100):
+        asyncio.ensure_future(aio.run_job(job, i, backend=b))
+    await asyncio.sleep(0.2)
+
+loop = asyncio.new_event_loop()
+loop.set_exception_handler(lambda loop, context: None)  # "Task was destroyed but it is pending"
+loop.run_until_complete(main())
+loop.close()
+del loop
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    for _ in range(3):
+        gc.collect()
+thread = b._threads.get(threading.get_ident())
+print(json.dumps({"finally": finally_ran[0], "paused": len(thread.paused) if thread else 0}))
+pool.shutdown()
+"""
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_abandoned_event_loop_does_not_keep_its_jobs_alive(name: str) -> None:
+    load_backend(name)
+    proc = run_isolated(ABANDONED_LOOP.replace("NAME", repr(name)), **DEV)  # type: ignore[arg-type]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out == {"finally": 100, "paused": 0}, proc.stdout + proc.stderr
