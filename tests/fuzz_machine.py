@@ -117,7 +117,11 @@ class Hostile:
 
     def __del__(self) -> None:
         if self._where == "del":
-            self._m.run_ops(self._ops, "finaliser")
+            self._m.interrupting += 1
+            try:
+                self._m.run_ops(self._ops, "finaliser")
+            finally:
+                self._m.interrupting -= 1
 
 
 class HostileInt(int):
@@ -153,6 +157,10 @@ class Machine:
         #: what the programs did (ops run, statuses, exceptions), for the parent's summary
         self.stats: Counter[str] = Counter()
         self.depth = 0  # nesting of programs run from hooks (bounded)
+        #: > 0 while a signal handler, trace function or finaliser runs ops: the code it
+        #: interrupted may hold ``threading``'s own locks, so starting a thread there can
+        #: deadlock CPython itself (not the library); the ``thread`` op is skipped then
+        self.interrupting = 0
         self.foreign_handle: Any = None
         self.foreign_ctx: Any = None
         self.closed_ctx = backend.WaitCtx()
@@ -401,6 +409,11 @@ class Machine:
             h = Hostile(self, "del", a[0])
             h.cycle = h  # type: ignore[attr-defined]
         elif name == "thread":  # ops on another OS thread
+            if self.interrupting:
+                # CPython's threading is not re-entrant: Thread.start/join from a handler
+                # that interrupted threading's own critical sections deadlocks without us
+                self.stats["thread op skipped (interrupt context)"] += 1
+                return
             t = threading.Thread(target=self.run_ops, args=(a[0], "thread", False))
             t.start()
             t.join()
@@ -441,7 +454,11 @@ class Machine:
                 return
             calls[0] += 1
             self.stats["signal handler runs"] += 1
-            self.run_ops(handler_ops, "signal handler", False)
+            self.interrupting += 1
+            try:
+                self.run_ops(handler_ops, "signal handler", False)
+            finally:
+                self.interrupting -= 1
 
         previous = signal.signal(signal.SIGALRM, handler)
         try:
@@ -469,7 +486,11 @@ class Machine:
             if events[0] % max(every, 1) == 0 and calls[0] < MAX_REENTRIES:
                 calls[0] += 1
                 self.stats["trace function runs"] += 1
-                self.run_ops(tracer_ops, "trace function", False)
+                self.interrupting += 1
+                try:
+                    self.run_ops(tracer_ops, "trace function", False)
+                finally:
+                    self.interrupting -= 1
             return tracer
 
         sys.settrace(tracer)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 import atexit
 import contextvars
+import functools
 import os
 import sys
 import threading
@@ -20,12 +21,12 @@ import time
 import warnings
 import weakref
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, cast
 
 from .._constants import Status
 from .._errors import JobCancelled, JobStateError, WaitCtxClosedError
 from .._job import Job, JobStateName
-from .._protocol import Backend, StartResult
+from .._protocol import Backend, BackendName, StartResult, WaitCtx
 from .._unraisable import report_unraisable
 from .._validate import job_args, job_result
 
@@ -76,6 +77,10 @@ _setrecursionlimit = sys.setrecursionlimit
 INTERRUPTED_JOB = "a paused job whose start_job() was interrupted"
 #: OpenSSL's int statuses as enum members, without the cost of Status(n)
 STATUSES = tuple(Status)
+#: a StartResult from a tuple, without the NamedTuple constructor's argument handling
+_start_result: Callable[[tuple[Status, Optional[Job], Optional[int]]], StartResult] = functools.partial(
+    tuple.__new__, StartResult
+)
 #: ``Job.close()``'s timeout when none is given: the drive layer's default
 DEFAULT_TIMEOUT: Any = object()
 _is_finalizing = sys.is_finalizing
@@ -94,6 +99,7 @@ class JobRecord:
         "engine",
         "exception",
         "func",
+        "func_name",
         "handle",
         "handle_ref",
         "in_pause",
@@ -117,6 +123,8 @@ class JobRecord:
     ) -> None:
         self.backend = backend
         self.func: Optional[Callable[[Any], Any]] = func
+        #: for messages once ``func`` has been handed to the job
+        self.func_name = getattr(func, "__qualname__", None) or type(func).__name__
         self.args = args
         self.ctx = ctx
         self.context = contextvars.copy_context()
@@ -184,11 +192,16 @@ def _sync_tracers(record: JobRecord) -> None:
 class ThreadJobs:
     """Per OS thread: the running job, the paused ones, closes waiting for a safe moment."""
 
-    __slots__ = ("__weakref__", "busy", "engine", "ident", "paused", "pending", "running")
+    __slots__ = ("__weakref__", "busy", "driving", "driving_fresh", "engine", "ident", "paused", "pending", "running")
 
     def __init__(self, ident: int) -> None:
         self.ident = ident
         self.running: Optional[JobRecord] = None
+        #: the record a start_job()/close() of this thread is driving, until its state is
+        #: settled; one left "running" (interrupts hit every attempt to settle it) is
+        #: settled at the thread's next library call
+        self.driving: Optional[JobRecord] = None
+        self.driving_fresh = False
         #: insertion-ordered (a dict used as an ordered set): order of pausing
         self.paused: Dict[JobRecord, None] = {}
         self.pending: List[JobRecord] = []
@@ -234,11 +247,13 @@ _BUSY_CODES: frozenset[Any] = frozenset()
 class _ThreadSentinel:
     """Lives in a ``threading.local`` of the thread it watches; dies with that thread."""
 
-    __slots__ = ("__weakref__", "backend", "ident", "pid")
+    __slots__ = ("__weakref__", "backend", "ident", "pid", "thread")
 
-    def __init__(self, backend: BackendBase, ident: int) -> None:
+    def __init__(self, backend: BackendBase, thread: ThreadJobs) -> None:
         self.backend = weakref.ref(backend)
-        self.ident = ident
+        self.ident = thread.ident
+        #: the record it retires: only that one (never one made for the thread later)
+        self.thread = thread
         self.pid = os.getpid()
 
     def __del__(self) -> None:
@@ -249,13 +264,22 @@ class _ThreadSentinel:
         # process; in a fork child, the after-fork hook forgets it.
         if backend is not None and not sys.is_finalizing() and os.getpid() == self.pid:
             try:
-                backend._thread_exited(self.ident)
+                backend._thread_exited(self.ident, self.thread)
             except BaseException as exc:  # noqa: BLE001 - runs in thread teardown
                 report_unraisable(exc, "Exception while releasing a thread's jobs")
 
 
-class WaitCtxBase(abc.ABC):
-    """What every ``WaitCtx`` shares: closed checks, users, ``with``, finalisation."""
+def _note(exc: BaseException, text: str) -> bool:
+    """Attach ``text`` to ``exc`` as a note (3.11+); False where notes do not exist."""
+    add_note = getattr(exc, "add_note", None)
+    if add_note is None:
+        return False
+    add_note(text)
+    return True
+
+
+class WaitCtxBase(WaitCtx):
+    """What every backend's ``WaitCtx`` shares: closed checks, users, ``with``, finalisation."""
 
     def __init__(self, backend: BackendBase) -> None:
         self._backend: Any = backend
@@ -264,6 +288,7 @@ class WaitCtxBase(abc.ABC):
         self._users: Set[JobRecord] = set()
         #: close as soon as the last of ``_users`` finishes (see ``close_when_unused``)
         self._close_when_unused = False
+        backend._open_ctxs.add(self)
 
     @property
     def backend(self) -> Backend:
@@ -295,6 +320,7 @@ class WaitCtxBase(abc.ABC):
                 f"WaitCtx is still used by {len(self._users)} unfinished job(s) ({', '.join(states)})"
             )
         self._closed = True
+        self._backend._open_ctxs.discard(self)
         self._free()
 
     def close_when_unused(self) -> None:
@@ -329,8 +355,40 @@ class WaitCtxBase(abc.ABC):
         self._check_open()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, *exc_info: Any) -> None:
+        """Close the jobs still using the context (unwinding them, like a task group), then
+        the context. An exception on its way out of the block is never replaced: what
+        closing raises is attached to it as notes (3.11+) or reported as unraisable."""
+        if self._closed:
+            return
+        exc: Optional[BaseException] = exc_info[1] if len(exc_info) > 1 else None
+        failures: List[BaseException] = []
+        for record in list(self._users):
+            if record.state != "paused":
+                continue
+            handle = record.handle or (record.handle_ref() if record.handle_ref is not None else None)
+            try:
+                if handle is not None:
+                    handle.close()
+                else:
+                    self._backend._reap_abandoned([record])
+            except BaseException as failure:  # noqa: BLE001 - reported below, the rest goes on
+                failures.append(failure)
+            del handle
+        try:
+            self.close()
+        except BaseException as failure:  # noqa: BLE001
+            failures.append(failure)
+        if not failures:
+            return
+        if exc is None:
+            first = failures[0]
+            for other in failures[1:]:
+                _note(first, f"also while leaving the WaitCtx block: {other!r}")
+            raise first
+        for problem in failures:
+            if not _note(exc, f"while leaving the WaitCtx block: {problem!r}"):
+                report_unraisable(problem, "Exception while leaving a WaitCtx block that raised")
 
     def __del__(
         self,
@@ -367,7 +425,7 @@ class WaitCtxBase(abc.ABC):
 class BackendBase(abc.ABC):
     """The contract's ``Backend``, minus the engine."""
 
-    name: str = ""
+    name: BackendName
     openssl_version: Optional[str] = None
     #: checked before every resume and close (the openssl backend's depth check on 3.9/3.10)
     _check_resume: Optional[Callable[[], None]] = None
@@ -376,6 +434,8 @@ class BackendBase(abc.ABC):
         self._threads: Dict[int, ThreadJobs] = {}
         self._local = threading.local()
         self._lock = threading.Lock()
+        #: every open WaitCtx of this backend (weakly: an unclosed one still dies)
+        self._open_ctxs: weakref.WeakSet[WaitCtxBase] = weakref.WeakSet()
         atexit.register(_close_main_thread_jobs, weakref.ref(self))
 
     def __repr__(self) -> str:
@@ -440,6 +500,32 @@ class BackendBase(abc.ABC):
                 f"(from a signal handler, finaliser, weakref callback or trace function); "
                 f"call it once that call has returned"
             )
+        if thread is not None and thread.driving is not None and thread.running is None:
+            self._settle_leftover(thread)
+
+    def _settle_leftover(self, thread: ThreadJobs) -> None:
+        """Settle a record that a start_job()/close() left "running".
+
+        Interrupts (Ctrl-C, a signal handler's exception) that hit a drive are
+        caught and the record settled; one that hits every attempt at settling
+        leaves it "running", which nobody could resume, close or free. The
+        thread's next library call, outside any job and any call of ours, settles it.
+        """
+        record = thread.driving
+        if record is None:
+            return
+        if record.state != "running":
+            thread.driving = None
+            return
+        if thread.running is not None or _busy(thread):
+            return
+        thread.busy += 1
+        try:
+            self._settle_interrupted(thread, record, thread.driving_fresh)
+            if cast(str, record.state) != "running":  # (settling changes it; mypy cannot know)
+                thread.driving = None
+        finally:
+            thread.busy -= 1
 
     def _current(self) -> tuple[Optional[ThreadJobs], Optional[JobRecord]]:
         """The calling thread's jobs and the job running in the caller, if any."""
@@ -453,18 +539,20 @@ class BackendBase(abc.ABC):
         thread = self._threads.get(ident)
         if thread is None:
             # Never reached from inside one of our jobs: a running job implies
-            # its driving thread's record exists.
-            thread = ThreadJobs(ident)
-            self._local.sentinel = _ThreadSentinel(self, ident)
+            # its driving thread's record exists. A signal handler that runs in
+            # the middle of this may create the record first: then it is the one.
+            fresh = ThreadJobs(ident)
             with self._lock:
-                self._threads[ident] = thread
+                thread = self._threads.setdefault(ident, fresh)
+            if thread is fresh:
+                self._local.sentinel = _ThreadSentinel(self, fresh)
         return thread
 
-    def _thread_exited(self, ident: int) -> None:
+    def _thread_exited(self, ident: int, thread: ThreadJobs) -> None:
+        """``thread``'s OS thread has ended (its sentinel died with its ``threading.local``)."""
         with self._lock:
-            thread = self._threads.pop(ident, None)
-        if thread is None:
-            return
+            if self._threads.get(ident) is thread:  # (never another record for the same ident)
+                del self._threads[ident]
         if thread.paused:
             for record in thread.paused:
                 record.orphaned = True
@@ -562,6 +650,8 @@ class BackendBase(abc.ABC):
                 raise JobStateError(f"the job was {record.state} by a signal handler or finaliser meanwhile")
             record.trace = sys.gettrace()
             record.profile = sys.getprofile()
+            thread.driving = record
+            thread.driving_fresh = fresh
             record.state = "running"
             thread.running = record
             try:
@@ -583,7 +673,8 @@ class BackendBase(abc.ABC):
                 if fresh:
                     thread.paused[record] = None  # unfinished jobs, in order of first pause
                 record.state = "paused"
-                return (_PAUSE, handle, None)
+                thread.driving = None
+                return _start_result((_PAUSE, handle, None))
             return self._finished(thread, record, status)
         except BaseException:
             # Not the job's exception (start_job raises that after _finished): the
@@ -610,6 +701,8 @@ class BackendBase(abc.ABC):
                 finally:
                     headroom.active -= 1
                     headroom.restore()
+            if record.state != "running":
+                thread.driving = None
             raise
         finally:
             thread.busy -= 1
@@ -674,8 +767,9 @@ class BackendBase(abc.ABC):
             record.ctx._user_done(record)
         record.handle = None
         record.state = "finished"
+        thread.driving = None
         if status != _FINISH:
-            return (STATUSES[status], None, None)
+            return _start_result((STATUSES[status], None, None))
         exc, record.exception = record.exception, None
         value, record.value = record.value, None
         if exc is not None:
@@ -683,7 +777,7 @@ class BackendBase(abc.ABC):
                 raise exc
             finally:
                 del exc
-        return (_FINISH, None, job_result(value))
+        return _start_result((_FINISH, None, job_result(value, record.func_name)))
 
     def pause_job(self) -> bool:
         """Pause the running job until it is resumed; ``True`` at once outside a job."""
@@ -776,6 +870,15 @@ class BackendBase(abc.ABC):
             self._engine_cleanup_thread(thread)
         finally:
             thread.busy -= 1
+
+    # -- introspection (pyossl_async.testing) -------------------------------------
+
+    def _paused_records(self, ident: Optional[int] = None) -> List[JobRecord]:
+        """The paused jobs of thread ``ident`` (default: the calling one), oldest first."""
+        thread = self._threads.get(_get_ident() if ident is None else ident)
+        if thread is None:
+            return []
+        return [r for r in list(thread.paused) if r.state == "paused"]
 
     # -- closing -----------------------------------------------------------------
 
@@ -910,6 +1013,8 @@ class BackendBase(abc.ABC):
         thread, running = self._current()
         if thread is None or running is not None or _busy(thread):
             return
+        if thread.driving is not None:
+            self._settle_leftover(thread)
         for record in list(records):
             if (
                 record.state == "paused"
@@ -961,7 +1066,12 @@ class BackendBase(abc.ABC):
 
 
 _BUSY_CODES = frozenset(
-    {BackendBase._drive.__code__, BackendBase._cancel.__code__, BackendBase.cleanup_thread.__code__}
+    {
+        BackendBase._drive.__code__,
+        BackendBase._cancel.__code__,
+        BackendBase.cleanup_thread.__code__,
+        BackendBase._settle_leftover.__code__,
+    }
 )
 
 

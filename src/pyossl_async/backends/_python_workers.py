@@ -58,6 +58,15 @@ def _wake(lock: Any) -> None:
         lock.release()
 
 
+def _threading_bookkeeping_held() -> bool:
+    """Whether this thread holds ``threading``'s registry lock (which every new thread
+    takes as it starts): true only while a signal handler, finaliser or trace
+    function runs on top of code that ``threading`` itself was running."""
+    lock = getattr(threading, "_active_limbo_lock", None)
+    is_owned = getattr(lock, "_is_owned", None)
+    return bool(is_owned()) if is_owned is not None else False
+
+
 class Worker:
     """One pooled worker thread and the handoff protocol with its driving thread.
 
@@ -109,6 +118,10 @@ class Worker:
         self._stopping = False
         self._registry = registry
         self._scrubber: Optional[ThreadLocalScrubber] = None
+        if _threading_bookkeeping_held():
+            # a signal handler or finaliser interrupted threading's own bookkeeping on
+            # this thread: a new thread would block on it for good, and we with it
+            raise WorkerStartError("this thread is inside threading's bookkeeping (interrupted by a handler)")
         thread = threading.Thread(target=self._main, name=name, daemon=True)
         try:
             thread.start()  # returns once the thread runs: ident is known
