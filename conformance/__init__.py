@@ -1,19 +1,9 @@
-"""pyossl-async's conformance suite: proof from the C library itself that both backends behave like OpenSSL.
+"""pyossl-async's built-in conformance suite: the scenarios (``scenarios/``) and their C twins (``c/``).
 
-* ``catalogue``/``scenarios``: scenarios, each a plain function ``fn(backend) ->
-  list[str]`` returning its trace (see ``trace.py`` for the line format);
-* ``c/``: each scenario's C twin, printing the same trace from the real libcrypto
-  (``ctwins.py`` compiles them on demand and caches the binaries);
-* ``differential.py``: a hypothesis state machine driving random call sequences
-  against both backends in lockstep;
-* ``runner.py``: ``python -m pyossl_async conformance``.
-
-A test fixture of the repository, not part of the installed package.
+Installed as the private package ``pyossl_async._suite`` (``pyproject.toml`` maps
+this folder to that name, in the wheel and in an editable install), so that
+``python -m pyossl_async conformance`` runs wherever the package is installed.
+The machinery that runs it is public: :mod:`pyossl_async.testing.conformance`.
+Nothing here is meant to be imported by other code; load the suite with
+``pyossl_async.testing.conformance.builtin_suite()``.
 """
-
-from __future__ import annotations
-
-from .catalogue import Scenario, all_scenarios, scenario
-from .trace import Trace
-
-__all__ = ["Scenario", "Trace", "all_scenarios", "scenario"]

@@ -1,8 +1,10 @@
 """Shared fixtures: every behavioural test runs once per backend.
 
-``backend`` is parametrised over all backend names. A backend that cannot load
-is skipped, unless ``PYOSSL_ASYNC_REQUIRE_BACKENDS`` lists it (CI does), in which
-case its absence is a failure.
+``backend`` is the pytest plugin's ``pyossl_backend`` (``pyossl_async.testing.plugin``):
+parametrised over the backends, skipped when one cannot load unless it is
+required (``--pyossl-require`` or ``PYOSSL_ASYNC_REQUIRE_BACKENDS``, which CI sets),
+and failing a test that leaves paused jobs, open contexts or libcrypto errors
+behind. On top of that, every test here starts from a clean per-thread pool.
 """
 
 from __future__ import annotations
@@ -11,65 +13,27 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 from typing import Any, Iterator, Optional
 
 import pytest
 
 import pyossl_async as pa
-from pyossl_async._registry import BACKEND_NAMES
+from pyossl_async.testing import plugin
 
-REQUIRED = {n for n in os.environ.get("PYOSSL_ASYNC_REQUIRE_BACKENDS", "").split(",") if n}
-
-
-def pytest_report_header(config: pytest.Config) -> list[str]:
-    lines = []
-    for name in BACKEND_NAMES:
-        try:
-            backend = pa.get_backend(name)
-        except pa.BackendUnavailable as exc:
-            lines.append(f"pyossl_async backend {name}: UNAVAILABLE ({exc})")
-            continue
-        info = getattr(backend, "info", dict)()
-        detail = ", ".join(f"{k}={v}" for k, v in info.items()) or "pure Python"
-        lines.append(f"pyossl_async backend {name}: capable={backend.is_capable()} {detail}")
-    return lines
+#: backends that must load (a missing one fails instead of skipping)
+REQUIRED = plugin.required_backends()
 
 
 def load_backend(name: str) -> pa.Backend:
-    try:
-        return pa.get_backend(name)
-    except pa.BackendUnavailable as exc:
-        if name in REQUIRED:
-            pytest.fail(f"required backend {name!r} is unavailable: {exc}")
-        pytest.skip(f"backend {name!r} unavailable: {exc}")
+    """A backend by name, skipped (failed when required) when it cannot load."""
+    return plugin.load_backend(name, capable=False)
 
 
-def _leftover_paused(backend: pa.Backend) -> int:
-    threads = getattr(backend, "_threads", {})
-    thread = threads.get(threading.get_ident())
-    return len(thread.paused) if thread is not None else 0
-
-
-@pytest.fixture(params=BACKEND_NAMES)
-def backend(request: pytest.FixtureRequest) -> Iterator[pa.Backend]:
-    """Each backend in turn; checks the test left no paused job or queued error behind."""
-    be = load_backend(request.param)
-    yield be
-    leftover = _leftover_paused(be)
-    if leftover:
-        thread = be._threads[threading.get_ident()]  # type: ignore[attr-defined]
-        for record in list(thread.paused):
-            be._cancel_quietly(thread, record)  # type: ignore[attr-defined]
-        pytest.fail(f"test left {leftover} paused job(s) behind on {be.name}")
-    crypto = getattr(be, "crypto", None)
-    if crypto is not None:
-        from pyossl_async._libcrypto import drain_errors
-
-        errors = drain_errors(crypto)
-        assert not errors, f"libcrypto error queue not empty after the test: {errors}"
-    # every test starts from a clean per-thread pool
-    be.cleanup_thread()
+@pytest.fixture
+def backend(pyossl_backend: pa.Backend) -> Iterator[pa.Backend]:
+    """Each backend in turn (the plugin's checks), then a clean per-thread pool."""
+    yield pyossl_backend
+    pyossl_backend.cleanup_thread()
 
 
 @pytest.fixture

@@ -31,5 +31,5 @@ def test_a_job_started_under_cprofile_runs(name: str) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == repr((pa.FINISH, None, 1)), proc.stdout + proc.stderr
+    assert proc.stdout.strip() == repr(pa.StartResult(pa.FINISH, None, 1)), proc.stdout + proc.stderr
     assert "Exception escaped a job body" not in proc.stderr

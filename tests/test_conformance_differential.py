@@ -1,7 +1,7 @@
 """Differential random testing: random API call sequences on both backends in lockstep.
 
-The state machine lives in ``conformance/differential.py`` (the conformance CLI
-runs it too). Here it runs as a pytest test, and planted bugs in the ``"python"``
+The state machine lives in ``pyossl_async.testing.conformance.differential``
+(the conformance CLI runs it too). Here it runs as a pytest test, and planted bugs in the ``"python"``
 backend check that it can fail: a differential test that cannot tell two
 different behaviours apart proves nothing.
 
@@ -19,11 +19,11 @@ from .conftest import load_backend
 
 pytest.importorskip("hypothesis")
 
-from conformance.differential import make_machine, run_differential
 from hypothesis import HealthCheck, settings
 
 from pyossl_async.backends import python as python_backend
 from pyossl_async.backends._python_waitctx import PythonWaitCtx
+from pyossl_async.testing.conformance.differential import make_machine, run_differential
 
 EXAMPLES = int(os.environ.get("DIFF_EXAMPLES", "300"))
 RANDOM = bool(os.environ.get("DIFF_RANDOM"))

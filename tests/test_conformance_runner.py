@@ -7,7 +7,6 @@ summary line, the exit status, ``--no-c``, ``--json`` and the twin cache.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -17,21 +16,15 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import pytest
-from conformance import ctwins, runner
-from conformance.catalogue import Scenario
-from conformance.compare import compare_traces
-from conformance.runner import Outcome, Row, judge
+
+from pyossl_async.testing.conformance import Scenario, compare_traces, ctwins, format_diff, runner
+from pyossl_async.testing.conformance.report import Outcome, Row, judge
+from pyossl_async.testing.conformance.suite import load_catalogue
 
 from . import conformance_fake as fake
 from .conftest import load_backend
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _args(**kw: Any) -> argparse.Namespace:
-    base: Dict[str, Any] = {"backend": None, "json": None, "no_c": False, "select": None}
-    base.update(kw)
-    return argparse.Namespace(**base)
 
 
 @pytest.fixture
@@ -55,18 +48,24 @@ def both() -> None:
 def toolchain() -> ctwins.Toolchain:
     import pyossl_async as pa
 
-    be = load_backend("openssl")
-    library = ctwins.loaded_library_file(be.crypto.address("OpenSSL_version"))  # type: ignore[attr-defined]
-    tc, why = ctwins.find_toolchain(library)
+    tc, why = ctwins.find_toolchain(ctwins.backend_library(load_backend("openssl")))
     if tc is None:
         pytest.skip(f"no C toolchain here: {why}")
     assert pa.get_backend("openssl").openssl_version
     return tc
 
 
+def _detail(out: str, head: str) -> str:
+    """The lines of the report's disagreements section about ``head`` (``"name [column]"``)."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"  {head}: "))
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith("    ")), len(lines))
+    return "\n".join(lines[start:end])
+
+
 def _run(catalogue: str, **kw: Any) -> tuple[int, str]:
     out = io.StringIO()
-    status = runner.run(_args(**kw), catalogue=f"tests.conformance_fake:{catalogue}", out=out)
+    status = runner.run(load_catalogue(f"tests.conformance_fake:{catalogue}"), out=out, **kw)
     return status, out.getvalue()
 
 
@@ -82,6 +81,12 @@ def test_compare_reports_the_first_difference() -> None:
     assert missing is not None and missing.got is None and "missing" in missing.describe()
     extra, _ = compare_traces(["a"], ["a", "b"])
     assert extra is not None and extra.want is None and "extra" in extra.describe()
+
+
+def test_format_diff_is_a_unified_diff() -> None:
+    assert format_diff(["a", "b"], ["a", "b"]) == ""
+    text = format_diff(["a", "b", "c"], ["a", "x", "c"], "C", "python")
+    assert text.splitlines() == ["--- C", "+++ python", "@@ -1,3 +1,3 @@", " a", "-b", "+x", " c"]
 
 
 def test_version_lines_are_tolerated_only_where_allowed() -> None:
@@ -121,6 +126,21 @@ def test_judge_without_c_compares_the_backends() -> None:
     assert row.reference == "openssl" and not row.agree
     assert row.cells["C"].text == "-" and row.cells["openssl"].text == "match"
     assert row.cells["python"].text == "L2: c" and "want 'b'" in row.cells["python"].detail
+    assert "\n-b\n+c" in row.cells["python"].detail  # the diff against the reference
+
+
+def test_judge_shows_the_tracebacks_a_disagreeing_trace_recorded() -> None:
+    raised = {"line": 2, "text": "start j -> raises ValueError: x", "traceback": "Traceback ...\nValueError: x"}
+    row = _row(
+        {
+            "C": Outcome(["a", "start j -> FINISH 1"]),
+            "openssl": Outcome(["a", "start j -> raises ValueError: x"], exceptions=[raised]),
+            "python": Outcome(["a", "start j -> FINISH 1"]),
+        }
+    )
+    detail = row.cells["openssl"].detail
+    assert "[openssl] trace line 2 recorded an exception: start j -> raises ValueError: x" in detail
+    assert "    Traceback ...\n    ValueError: x" in detail
 
 
 def test_judge_counts_errors_as_disagreements() -> None:
@@ -134,13 +154,21 @@ def test_judge_counts_errors_as_disagreements() -> None:
 
 @pytest.mark.subprocess
 def test_a_disagreement_fails_the_run(both: None, fake_dir: Path) -> None:
-    status, out = _run("disagreeing", no_c=True)
+    status, out = _run("disagreeing", c=False)
     assert status == 1
     lines = out.rstrip().splitlines()
     assert lines[-1] == "2 scenarios, 1 disagreement"
     row = next(line for line in lines if line.startswith("disagreeing "))
     assert "L2: backend is python" in row
     assert "python vs openssl: line 2: got 'backend is python', want 'backend is openssl'" in out
+
+
+@pytest.mark.subprocess
+def test_a_disagreement_shows_a_diff(both: None, fake_dir: Path) -> None:
+    _, out = _run("disagreeing", c=False)
+    details = out[out.index("disagreements:") :]
+    assert "    --- openssl\n    +++ python\n    @@ -1,3 +1,3 @@\n" in details
+    assert "    -backend is openssl\n    +backend is python\n" in details
 
 
 @pytest.mark.subprocess
@@ -174,7 +202,7 @@ def test_agreement_with_a_c_twin(both: None, fake_dir: Path, toolchain: ctwins.T
 
 @pytest.mark.subprocess
 def test_no_c_skips_the_twins(both: None, fake_dir: Path) -> None:
-    status, out = _run("agreeing", no_c=True)
+    status, out = _run("agreeing", c=False)
     assert status == 0
     assert "C        not run: off (--no-c); comparing the backends with each other only" in out
     row = next(line for line in out.splitlines() if line.startswith("agreeing "))
@@ -210,7 +238,7 @@ def test_a_broken_twin_is_a_disagreement(both: None, fake_dir: Path, toolchain: 
 @pytest.mark.subprocess
 def test_json_output(both: None, fake_dir: Path, toolchain: ctwins.Toolchain) -> None:
     path = fake_dir / "out.json"
-    status, _ = _run("broken_twin", json=str(path))
+    status, _ = _run("broken_twin", json_path=str(path))
     doc = json.loads(path.read_text())
     assert status == 1
     assert doc["summary"]["scenarios"] == 2 and doc["summary"]["disagreements"] == 1
@@ -228,13 +256,17 @@ def test_json_output(both: None, fake_dir: Path, toolchain: ctwins.Toolchain) ->
 
 @pytest.mark.subprocess
 def test_crashes_errors_and_leaks_are_failed_rows(both: None, fake_dir: Path) -> None:
-    status, out = _run("crashing", no_c=True)
+    status, out = _run("crashing", c=False)
     assert status == 1
     names = ("before", "crashing", "after", "raising", "leaves_paused_job", "last")
     rows = {line.split()[0]: line for line in out.splitlines() if line.split(" ", 1)[0] in names}
     assert "ERROR: the worker crashed (signal 11)" in rows["crashing"]
     assert "ERROR: scenario raised RuntimeError" in rows["raising"]  # cells are cut to width...
     assert "raising [python]: scenario raised RuntimeError: a scenario bug" in out  # ...details are not
+    raising = _detail(out, "raising [python]")
+    assert "\n    Traceback (most recent call last):\n" in raising  # with the traceback, from the scenario on
+    assert 'conformance_fake.py", line ' in raising and "in _raising" in raising
+    assert "_worker.py" not in raising
     assert "ERROR: scenario left state behind" in rows["leaves_paused_job"]
     assert "leaves_paused_job [openssl]: scenario left state behind: JobStateError" in out
     for name in ("before", "after", "last"):  # a fresh worker carried on after the crash
@@ -244,9 +276,27 @@ def test_crashes_errors_and_leaks_are_failed_rows(both: None, fake_dir: Path) ->
 
 
 @pytest.mark.subprocess
+def test_a_recorded_exception_shows_its_traceback(both: None, fake_dir: Path) -> None:
+    path = fake_dir / "out.json"
+    status, out = _run("recorded_exception", c=False, json_path=str(path))
+    assert status == 1
+    detail = _detail(out, "raises_on_python [python]")
+    assert "    +start j -> raises ValueError: only on python\n" in detail
+    assert "    [python] trace line 1 recorded an exception: start j -> raises ValueError: only on python\n" in detail
+    assert "        Traceback (most recent call last):\n" in detail
+    assert "frames in pyossl_async ...\n" in detail and ", in job\n" in detail  # the package's frames folded
+    assert detail.rstrip().endswith("        ValueError: only on python")
+    (row,) = json.loads(path.read_text())["scenarios"]
+    (found,) = row["exceptions"]["python"]
+    assert found["line"] == 1 and found["text"] == "start j -> raises ValueError: only on python"
+    assert found["traceback"].startswith("Traceback (most recent call last):\n")
+    assert "openssl" not in row["exceptions"]
+
+
+@pytest.mark.subprocess
 def test_a_hanging_scenario_times_out(both: None, fake_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "SCENARIO_TIMEOUT", 3.0)
-    status, out = _run("hanging", no_c=True, backend=["python"])
+    status, out = _run("hanging", c=False, backends=["python"])
     assert status == 1
     assert "ERROR: timed out after 3 s" in out
     row = next(line for line in out.splitlines() if line.startswith("after "))
@@ -255,7 +305,7 @@ def test_a_hanging_scenario_times_out(both: None, fake_dir: Path, monkeypatch: p
 
 def test_unknown_selection_and_backend(both: None, fake_dir: Path) -> None:
     status, out = _run("agreeing", select="nothing-matches")
-    assert status == 2 and "no scenario name contains 'nothing-matches'" in out
+    assert status == 2 and out == "conformance: no scenario name contains 'nothing-matches'\n"
 
 
 # -- the C twin cache ------------------------------------------------------------------
@@ -305,7 +355,7 @@ def test_toolchain_links_the_backends_library(toolchain: ctwins.Toolchain) -> No
     import pyossl_async as pa
 
     be = pa.get_backend("openssl")
-    assert toolchain.libcrypto == ctwins.loaded_library_file(be.crypto.address("OpenSSL_version"))  # type: ignore[attr-defined]
+    assert toolchain.libcrypto == ctwins.backend_library(be) == os.path.realpath(be.library_path)  # type: ignore[attr-defined]
     assert toolchain.libcrypto in toolchain.link_args()
     cache = ctwins.cache_root()
     assert not os.path.abspath(cache).startswith(str(ROOT) + os.sep)
@@ -334,15 +384,22 @@ def test_found_from_the_source_tree(both: None) -> None:
 
 
 @pytest.mark.subprocess
-def test_not_found_from_an_installation(tmp_path: Path) -> None:
-    # what a regular (non-editable) install looks like: the package without the repository
+def test_a_missing_builtin_suite_is_explained(tmp_path: Path) -> None:
+    # the package without the suite it is built with (neither installed nor next to a checkout's src/)
     import shutil
 
     shutil.copytree(ROOT / "src" / "pyossl_async", tmp_path / "site" / "pyossl_async")
-    proc = _cli(["conformance"], pythonpath=str(tmp_path / "site"))
-    assert proc.returncode == 2
-    assert "the conformance suite lives in" not in proc.stdout
-    assert "It lives in the repository's conformance/ folder" in proc.stderr
-    assert "pip install -e" in proc.stderr
-    proc = _cli(["conformance"], env={"PYOSSL_ASYNC_CONFORMANCE_DIR": str(tmp_path)})
-    assert proc.returncode == 2 and str(tmp_path) in proc.stderr
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"))
+    env.pop("PYOSSL_ASYNC_CONFORMANCE_CATALOGUE", None)
+    proc = subprocess.run(  # -S: no site-packages, so no editable install maps the suite in either
+        [sys.executable, "-S", "-m", "pyossl_async", "conformance", "--no-c"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(tmp_path),
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stdout == ""
+    assert "the built-in conformance suite is not installed (pyossl_async._suite is missing)" in proc.stderr
+    assert "Traceback" not in proc.stderr

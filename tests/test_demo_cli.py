@@ -63,3 +63,39 @@ def test_python_dash_m_entry_point() -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     proc = subprocess.run([sys.executable, "-m", "pyossl_async", "--help"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0 and "demo" in proc.stdout and "conformance" in proc.stdout
+
+
+# the openssl backend loads but cannot run jobs (no job machinery), as on a libcrypto
+# whose ASYNC support is compiled out
+CANNOT_RUN_JOBS = """
+import pyossl_async._native._runner as runner
+from pyossl_async._native._abi import NativeUnsupported
+
+class Unsupported:
+    def __init__(self, crypto):
+        raise NativeUnsupported("simulated: no job machinery here")
+
+runner.NativeSupport = Unsupported
+from pyossl_async._cli import main
+raise SystemExit(main(ARGS))
+"""
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize(
+    "args, env, asked",
+    [
+        (["demo", "--backend", "openssl"], {}, "--backend openssl"),
+        (["demo"], {"PYOSSL_ASYNC_BACKEND": "openssl"}, "PYOSSL_ASYNC_BACKEND=openssl"),
+    ],
+)
+def test_demo_refuses_a_backend_that_cannot_run_jobs(args: list[str], env: dict[str, str], asked: str) -> None:
+    """Refused in one line, before the demo's first line: no traceback, exit status 2."""
+    if "openssl" not in pa.available_backends():
+        pytest.skip("openssl unavailable")
+    proc = run_isolated(CANNOT_RUN_JOBS.replace("ARGS", repr(args)), env=env, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    assert "Traceback" not in proc.stderr
+    assert f"pyossl_async demo: {asked}: backend openssl (" in proc.stderr
+    assert "loads but cannot run jobs here: simulated: no job machinery here" in proc.stderr

@@ -17,9 +17,7 @@ from typing import Any, Callable, List
 
 import pyossl_async as pa
 from pyossl_async._demo import run_demo
-
-from ..catalogue import scenario
-from ..trace import Sym, Trace
+from pyossl_async.testing.conformance import Sym, Trace, scenario
 
 
 @scenario(c="man_page_example.c")

@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any, List
 
 import pyossl_async as pa
-
-from ..catalogue import scenario
-from ..trace import Trace
+from pyossl_async.testing.conformance import Trace, scenario
 
 
 @scenario

@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional
 
 import pyossl_async as pa
-
-from ..catalogue import scenario
-from ..trace import Trace
+from pyossl_async.testing.conformance import Trace, scenario
 
 
 def _counter_job(t: Trace, who: str, pauses: int, base: int) -> Callable[[Any], int]:

@@ -12,9 +12,7 @@ import gc
 from typing import Any, List
 
 import pyossl_async as pa
-
-from ..catalogue import scenario
-from ..trace import Trace
+from pyossl_async.testing.conformance import Trace, scenario
 
 _UB = "undefined behaviour in C"
 

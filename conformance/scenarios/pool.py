@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, List, Optional
 
 import pyossl_async as pa
-
-from ..catalogue import scenario
-from ..trace import Trace
+from pyossl_async.testing.conformance import Trace, scenario
 
 
 def _pauses_once(t: Trace, who: str, result: int = 1) -> Callable[[Any], int]:

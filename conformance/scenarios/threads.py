@@ -11,9 +11,8 @@ import threading
 from typing import Any, Callable, List
 
 import pyossl_async as pa
-
-from ..catalogue import scenario
-from ..trace import Trace
+from pyossl_async.testing.conformance import Trace, scenario
+from pyossl_async.testing.conformance.trace import SCENARIO_BUGS
 
 
 def _pauses_once(t: Trace, who: str, result: int) -> Callable[[Any], int]:
@@ -192,5 +191,7 @@ def threads_parallel_jobs(be: pa.Backend) -> List[str]:
         for line in s.lines:
             t.line(f"T{i}| {line}")
     for exc in failures:
-        t.line(f"thread raised {type(exc).__name__}: {exc}")
+        if isinstance(exc, SCENARIO_BUGS):
+            raise exc  # a bug in this scenario, not an observation
+        t.raised(f"thread raised {type(exc).__name__}: {exc}", exc)
     return t.lines

@@ -91,6 +91,13 @@ def describe_backend(backend: Any) -> str:
 def _demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
+    try:
+        asked = _registry.requested_backends()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if args.backend is not None:
+        asked = {args.backend: f"--backend {args.backend}"}
+    require_backends(asked)  # asked for but unable to run jobs: refused before the first line
     backend = _get_backend(args.backend)
     # stdout stays byte for byte what the C example prints; what ran goes to stderr
     print(f"pyossl_async demo: backend {describe_backend(backend)}", file=sys.stderr, flush=True)
@@ -148,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     conf.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     conf.add_argument("--no-c", action="store_true", help="skip the C reference programs")
     conf.add_argument("-k", dest="select", metavar="SUBSTRING", help="only matching scenarios")
+    conf.add_argument(
+        "--scenarios",
+        metavar="PATH",
+        help="run the scenario modules in the folder PATH (their C twins in PATH/c/) instead of the built-in suite",
+    )
     bench = command("bench", "measure costs side by side", _bench)
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     bench.add_argument("--plot", metavar="FILE", help="draw cost vs paused jobs (needs matplotlib)")

@@ -33,12 +33,11 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from typing import Any, Dict, Optional
+from typing import Dict, Optional
 
 from .._errors import AsyncError
 from .._protocol import Backend
-from .._registry import get_backend
-from ._cbuild import build, find_toolchain, loaded_library_file
+from ._cprograms import ToolchainUnavailable, backend_libcrypto, compile_c
 
 __all__ = ["EngineUnavailable", "PauseEngine"]
 
@@ -51,7 +50,7 @@ _lock = threading.Lock()
 _loaded: Dict[str, "PauseEngine"] = {}
 
 
-class EngineUnavailable(AsyncError):
+class EngineUnavailable(ToolchainUnavailable):
     """The test engine cannot be built or loaded here (no compiler, no headers, no openssl backend)."""
 
 
@@ -87,24 +86,21 @@ class PauseEngine:
 
         Raises :class:`EngineUnavailable` saying why when it cannot be built.
         """
-        be: Any = backend if backend is not None else get_backend("openssl")
-        crypto = getattr(be, "crypto", None)
-        if crypto is None:
-            raise EngineUnavailable(f"the test engine needs the openssl backend, not {be.name!r}")
-        libcrypto = loaded_library_file(crypto.address("OpenSSL_version"))
-        if libcrypto is None:
-            raise EngineUnavailable(f"cannot tell which file {crypto.path!r} was loaded from")
+        try:
+            libcrypto = backend_libcrypto(backend)
+        except ToolchainUnavailable as exc:
+            raise EngineUnavailable(str(exc)) from None
         with _lock:
             engine = _loaded.get(libcrypto)
             if engine is not None:
                 return engine
-            tc, why = find_toolchain(libcrypto)
-            if tc is None:
-                raise EngineUnavailable(f"the test engine cannot be compiled: {why}")
-            built = build(tc, "libpyossl_async_pause_engine.so", [_SOURCE], shared=True)
-            if built.path is None:
-                raise EngineUnavailable(f"the test engine did not compile: {built.error}")
-            engine = _loaded[libcrypto] = cls(built.path, libcrypto)
+            try:
+                path = compile_c([_SOURCE], name="libpyossl_async_pause_engine.so", backend=backend, shared=True)
+            except ToolchainUnavailable as exc:
+                raise EngineUnavailable(f"the test engine cannot be compiled: {exc}") from None
+            except AsyncError as exc:
+                raise EngineUnavailable(f"the test engine did not compile: {exc}") from None
+            engine = _loaded[libcrypto] = cls(path, libcrypto)
             return engine
 
     # -- operations ---------------------------------------------------------------

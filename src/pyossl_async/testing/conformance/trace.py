@@ -1,8 +1,8 @@
 """The trace vocabulary: how a scenario turns API calls into backend-neutral text lines.
 
-``c/trace.h`` defines the same lines for the C twins; the two files are one
-format and change together. A scenario calls the API through a :class:`Trace`,
-which performs the call on its backend and records one line:
+``c/trace.h`` (next to this module) defines the same lines for the C twins; the
+two files are one format and change together. A scenario calls the API through a
+:class:`Trace`, which performs the call on its backend and records one line:
 
 =====================================  ============================================
 call                                   line
@@ -34,7 +34,14 @@ give the same text. A job handle gets its name when ``start`` first returns it
 with ``PAUSE``; before that, ``get_current_job`` inside the job prints ``?``, as in C.
 
 Where the Python API raises (misuse that is undefined behaviour in C), the line
-ends in ``-> raises <Type>: <message>``; such scenarios have no C twin.
+ends in ``-> raises <Type>: <message>``; such scenarios have no C twin. The
+traceback of every exception recorded this way is kept too
+(:attr:`Trace.exceptions`), so a report can show where it came from. An
+exception that can only be a bug in the scenario's own code
+(:data:`SCENARIO_BUGS`: a typo's ``NameError`` or ``AttributeError``, a failed
+``assert``...) is never recorded as an observation: it propagates out of the
+scenario, even from inside a job or a thread, and the runner reports the
+scenario as an error with its traceback.
 
 A line starting with ``~ `` is *version-dependent*: the ``"python"`` backend models
 OpenSSL 3.0 there, and newer libcrypto versions legitimately differ (see
@@ -43,15 +50,58 @@ OpenSSL 3.0 there, and newer libcrypto versions legitimately differ (see
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Sequence, Tuple, Type
 
 import pyossl_async as pa
 
-__all__ = ["VERSION_MARK", "Sym", "Trace", "fmt_fds"]
+from ._tracebacks import format_exception
+
+__all__ = ["SCENARIO_BUGS", "VERSION_MARK", "RecordedException", "Sym", "Trace", "capture_exceptions", "fmt_fds"]
 
 #: prefix of a line whose value depends on the OpenSSL version (see compare.py)
 VERSION_MARK = "~ "
+
+#: exceptions the API never raises: caught while tracing, they are bugs in the scenario, not observations
+SCENARIO_BUGS: Tuple[Type[BaseException], ...] = (NameError, AttributeError, ImportError, SyntaxError, AssertionError)
+
+
+@dataclass(frozen=True)
+class RecordedException:
+    """An exception a trace recorded as an observation, and where it came from."""
+
+    #: the 0-based index of the trace line that records it
+    index: int
+    line: str
+    traceback: str
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {"line": self.index + 1, "text": self.line, "traceback": self.traceback}
+
+
+_capture_lock = threading.Lock()
+_captured: Optional[List[RecordedException]] = None
+
+
+@contextlib.contextmanager
+def capture_exceptions() -> Iterator[List[RecordedException]]:
+    """Collect the exceptions every :class:`Trace` records while the block runs.
+
+    A scenario returns only its lines; the runner's worker wraps each scenario
+    in this to get the tracebacks as well. One scenario at a time.
+    """
+    global _captured
+    found: List[RecordedException] = []
+    with _capture_lock:
+        _captured = found
+    try:
+        yield found
+    finally:
+        with _capture_lock:
+            _captured = None
+
 
 _STATUS = {0: "ERR", 1: "NO_JOBS", 2: "PAUSE", 3: "FINISH"}
 
@@ -87,6 +137,8 @@ class Trace:
     def __init__(self, backend: pa.Backend) -> None:
         self.be = backend
         self.lines: List[str] = []
+        #: the exceptions recorded as ``-> raises`` lines, with their tracebacks
+        self.exceptions: List[RecordedException] = []
         self._names: Dict[int, Tuple[Any, str]] = {}
         self._lock = threading.Lock()
 
@@ -124,12 +176,25 @@ class Trace:
         """A fresh symbolic object (C: a fresh unique pointer)."""
         return Sym(name)
 
+    def raised(self, text: str, exc: BaseException, who: Optional[str] = None) -> None:
+        """Record ``text``, the observation of ``exc``, and keep its traceback."""
+        with self._lock:
+            self.line(text, who)
+            index = len(self.lines) - 1
+        found = RecordedException(index, self.lines[index], format_exception(exc))
+        self.exceptions.append(found)
+        with _capture_lock:
+            if _captured is not None:
+                _captured.append(found)
+
     def _call(self, prefix: str, who: Optional[str], fn: Callable[..., Any], *args: Any) -> Tuple[bool, Any]:
-        """Call ``fn``; on an exception record ``prefix -> raises Type: msg``."""
+        """Call ``fn``; on an exception record ``prefix -> raises Type: msg`` (a scenario bug propagates)."""
         try:
             return True, fn(*args)
+        except SCENARIO_BUGS:
+            raise
         except Exception as exc:  # noqa: BLE001 - the exception is the observation
-            self.line(f"{prefix} -> raises {type(exc).__name__}: {exc}", who)
+            self.raised(f"{prefix} -> raises {type(exc).__name__}: {exc}", exc, who)
             return False, None
 
     # -- jobs ----------------------------------------------------------------------
@@ -289,7 +354,7 @@ class Trace:
         self.line(f"call {self.n(cb)}({self.n(arg)}) -> {int(r)}", who)
 
     def set_status(self, ctx: Any, status: int, who: Optional[str] = None) -> None:
-        text = f"set_status({self.n(ctx)}, {status})"
+        text = f"set_status({self.n(ctx)}, {int(status)})"
         ok, r = self._call(text, who, ctx.set_status, status)
         if ok:
             self.line(f"{text} -> {int(r)}", who)
@@ -305,7 +370,8 @@ class Trace:
     def in_thread(self, fn: Callable[[], Any], name: str = "T") -> None:
         """Run ``fn`` on a new thread and wait for it (C: ``pthread_create`` + join).
 
-        An exception escaping ``fn`` is recorded, so it cannot pass unnoticed.
+        An exception escaping ``fn`` is recorded, so it cannot pass unnoticed; a
+        scenario bug (:data:`SCENARIO_BUGS`) is raised again here instead.
         """
         failure: List[BaseException] = []
 
@@ -320,4 +386,6 @@ class Trace:
         thread.join()
         if failure:
             exc = failure[0]
-            self.line(f"thread {name} raised {type(exc).__name__}: {exc}")
+            if isinstance(exc, SCENARIO_BUGS):
+                raise exc
+            self.raised(f"thread {name} raised {type(exc).__name__}: {exc}", exc)

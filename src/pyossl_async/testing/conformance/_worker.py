@@ -1,46 +1,47 @@
 """The child process that runs scenarios on one backend (or the random differential test).
 
 The runner never runs scenarios in its own interpreter: a backend bug that
-crashes the process must become a failed row, not a dead run. A worker runs the
+crashes the process must become a failed row, not a dead run. A worker loads
+the suite the runner names (``--suite KIND VALUE``, see :mod:`.suite`), runs the
 scenarios it is given, in order, and writes one JSON object per line to the
 protocol stream (the original stdout; the scenarios' own output, C-level
 included, goes to stderr). ``faulthandler`` is on, so a crash leaves a native
 traceback on stderr for the runner to report.
 
-Usage (by the runner): ``worker --backend NAME [--catalogue MOD:FUNC] NAME...``
-or ``worker --differential EXAMPLES``.
+Messages: ``{"started": name}`` before each scenario (if it kills the process,
+the runner knows which one), then ``{"name", "lines", "error", "exceptions",
+"clean"}``; ``{"restart": true}`` when the worker stopped because a scenario left
+its thread in a state it could not clean up.
+
+Usage (by the runner): ``worker --backend NAME --suite KIND VALUE NAME...`` or
+``worker --differential EXAMPLES``.
 """
 
 from __future__ import annotations
 
 import argparse
 import faulthandler
-import importlib
 import io
 import json
 import os
 import sys
 import threading
-import traceback
-from typing import Any, Callable, Dict, List, TextIO
+from typing import Any, Dict, List, TextIO
+
+import pyossl_async as pa
+
+from ._tracebacks import format_exception
+from .catalogue import Scenario
+from .trace import capture_exceptions
 
 __all__ = ["main", "run_one"]
-
-#: what the worker calls to get the catalogue (tests point it elsewhere)
-DEFAULT_CATALOGUE = "conformance.catalogue:all_scenarios"
-
-
-def _load(spec: str) -> Callable[[], List[Any]]:
-    module, _, attr = spec.partition(":")
-    fn: Callable[[], List[Any]] = getattr(importlib.import_module(module), attr)
-    return fn
 
 
 def _close_leftovers(backend: Any) -> bool:
     """Unwind paused jobs a faulty scenario left in this thread; True if the thread is clean again.
 
-    Uses the backends' shared internals (as tests/conftest.py does): there is no
-    public way to reach a job whose handle the scenario kept to itself.
+    Uses the backends' shared internals (as the test suite's fixtures do): there
+    is no public way to reach a job whose handle the scenario kept to itself.
     """
     thread = getattr(backend, "_threads", {}).get(threading.get_ident())
     cancel = getattr(backend, "_cancel_quietly", None)
@@ -54,8 +55,17 @@ def _close_leftovers(backend: Any) -> bool:
     return True
 
 
-def run_one(scenario: Any, backend: Any) -> Dict[str, Any]:
-    """Run one scenario; its trace, and an error when it raised or left jobs behind.
+def _scenario_traceback(exc: BaseException) -> str:
+    """The traceback of an exception that escaped a scenario, from the scenario's frame on."""
+    tb = exc.__traceback__
+    if tb is not None and tb.tb_frame.f_code is run_one.__code__ and tb.tb_next is not None:
+        tb = tb.tb_next  # this module's frame says nothing about the scenario
+    return format_exception(exc, tb)
+
+
+def run_one(scenario: Scenario, backend: pa.Backend) -> Dict[str, Any]:
+    """Run one scenario: its trace, the exceptions the trace recorded, and an error when it raised
+    (with the traceback) or left jobs behind.
 
     ``"clean": False`` in the result means the thread could not be cleaned up,
     so the worker must not run more scenarios.
@@ -63,16 +73,23 @@ def run_one(scenario: Any, backend: Any) -> Dict[str, Any]:
     error = ""
     lines: List[str] = []
     clean = True
-    try:
-        lines = [str(line) for line in scenario.func(backend)]
-    except BaseException as exc:  # noqa: BLE001 - a failing scenario is a result
-        error = f"scenario raised {type(exc).__name__}: {exc}\n" + traceback.format_exc()
+    with capture_exceptions() as recorded:
+        try:
+            lines = [str(line) for line in scenario.func(backend)]
+        except BaseException as exc:  # noqa: BLE001 - a failing scenario is a result
+            error = f"scenario raised {type(exc).__name__}: {exc}\n" + _scenario_traceback(exc)
     try:
         backend.cleanup_thread()  # the next scenario starts from a clean thread
     except Exception as exc:  # noqa: BLE001
         error = error or f"scenario left state behind: {type(exc).__name__}: {exc}"
         clean = _close_leftovers(backend)
-    return {"name": scenario.name, "lines": lines, "error": error, "clean": clean}
+    return {
+        "name": scenario.name,
+        "lines": lines,
+        "error": error,
+        "exceptions": [found.as_dict() for found in recorded],
+        "clean": clean,
+    }
 
 
 def _protocol_stream() -> TextIO:
@@ -87,7 +104,7 @@ def _protocol_stream() -> TextIO:
 def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(prog="conformance worker")
     parser.add_argument("--backend")
-    parser.add_argument("--catalogue", default=DEFAULT_CATALOGUE)
+    parser.add_argument("--suite", nargs=2, metavar=("KIND", "VALUE"))
     parser.add_argument("--differential", type=int, metavar="EXAMPLES")
     parser.add_argument("names", nargs="*")
     args = parser.parse_args(argv)
@@ -100,16 +117,15 @@ def main(argv: List[str]) -> int:
         out.write(json.dumps(run_differential(args.differential)) + "\n")
         return 0
 
-    import pyossl_async as pa
+    from .suite import load_spec
 
     backend = pa.get_backend(args.backend)
-    by_name = {s.name: s for s in _load(args.catalogue)()}
+    by_name = load_spec(*args.suite).by_name()
     for name in args.names:
         scenario = by_name.get(name)
         if scenario is None:
             out.write(json.dumps({"name": name, "lines": [], "error": "no such scenario"}) + "\n")
             continue
-        # announce first: if this scenario kills the process, the runner knows which one
         out.write(json.dumps({"started": name}) + "\n")
         result = run_one(scenario, backend)
         out.write(json.dumps(result) + "\n")

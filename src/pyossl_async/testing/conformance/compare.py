@@ -1,4 +1,4 @@
-"""Comparing traces line by line, and what counts as agreement.
+"""Comparing traces line by line, what counts as agreement, and a readable diff.
 
 The reference of a scenario is its C twin's trace when the twin ran, else the
 first backend's ("openssl" before "python"). Every other column must equal it
@@ -17,12 +17,13 @@ tolerance at all.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 from .trace import VERSION_MARK
 
-__all__ = ["Difference", "compare_traces"]
+__all__ = ["Difference", "compare_traces", "format_diff"]
 
 
 @dataclass(frozen=True)
@@ -66,3 +67,15 @@ def compare_traces(
                 continue
         return Difference(i, w, g), tolerated
     return None, tolerated
+
+
+def format_diff(
+    want: Sequence[str], got: Sequence[str], want_name: str = "want", got_name: str = "got", context: int = 3
+) -> str:
+    """A unified diff from ``want`` to ``got`` ("" when they are equal).
+
+    ``-`` lines are the reference's, ``+`` lines the other column's, with
+    ``context`` unchanged lines around each change and line numbers in the
+    ``@@`` headers, as ``diff -u`` prints them.
+    """
+    return "\n".join(difflib.unified_diff(list(want), list(got), want_name, got_name, n=context, lineterm=""))

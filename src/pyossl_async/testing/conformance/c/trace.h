@@ -2,15 +2,17 @@
  * trace.h: the trace vocabulary of the conformance suite, in C.
  *
  * Every C twin prints, through these helpers, exactly the lines that the
- * Python scenario of the same name prints through conformance/trace.py. The two
- * files define one format; change them together. Lines printed inside a job
- * start with "  <who>: ", where <who> is the job's label; driver lines have no
- * prefix. Pointers (jobs, wait contexts, keys, custom data, callbacks and their
- * arguments) are printed by the symbolic name registered for them.
+ * Python scenario of the same name prints through
+ * pyossl_async/testing/conformance/trace.py. The two files define one format;
+ * change them together. Lines printed inside a job start with "  <who>: ",
+ * where <who> is the job's label; driver lines have no prefix. Pointers (jobs,
+ * wait contexts, keys, custom data, callbacks and their arguments) are printed
+ * by the symbolic name registered for them.
  *
  * Header-only: each twin is one source file including it (the runner links
- * _version.c in as well). A test fixture of the conformance suite, not part of
- * the installed package.
+ * _version.c in as well, and puts this folder on the include path). Installed
+ * with the package, next to trace.py, for the built-in suite and for suites of
+ * your own (python -m pyossl_async conformance --scenarios PATH).
  */
 #ifndef CONFORMANCE_TRACE_H
 #define CONFORMANCE_TRACE_H
