@@ -17,10 +17,15 @@ try:
     import uvloop
 except ImportError:  # optional
     uvloop = None
+try:
+    import trio
+except ImportError:  # optional
+    trio = None
 
 #: every test that takes ``driver`` runs once per driver: the blocking
-#: pa.run_job, aio.run_job on asyncio's loop, and on uvloop's when installed
-DRIVERS = ["blocking", "asyncio", "uvloop"]
+#: pa.run_job, aio.run_job on asyncio's loop, on uvloop's when installed, and
+#: pyossl_async.trio.run_job when trio is installed
+DRIVERS = ["blocking", "asyncio", "uvloop", "trio"]
 #: the asyncio drivers alone
 AIO_DRIVERS = ["asyncio", "uvloop"]
 
@@ -51,11 +56,31 @@ def drive(kind: str, backend: Any, func: Callable[[Any], int], args: Any = None,
     if kind == "blocking":
         kw.setdefault("timeout", HANG)
         return pa.run_job(func, args, backend=backend, **kw)
+    if kind == "trio":
+        return run_trio(lambda: _trio_driver().run_job(func, args, backend=backend, **kw))
 
     async def main() -> int:
         return await aio.run_job(func, args, backend=backend, **kw)
 
     return run_async(kind, main)  # type: ignore[no-any-return]
+
+
+def _trio_driver() -> Any:
+    from pyossl_async import trio as driver
+
+    return driver
+
+
+def run_trio(coro_fn: Callable[[], Any]) -> Any:
+    """Run ``coro_fn()`` to the end in a new trio run; fail instead of hanging."""
+    if trio is None:
+        pytest.skip("trio is not installed (optional)")
+
+    async def main() -> Any:
+        with trio.fail_after(HANG):
+            return await coro_fn()
+
+    return trio.run(main)
 
 
 def readable(fd: int) -> bool:
@@ -85,6 +110,22 @@ def open_fds() -> List[int]:
 def ctx_of(backend: Any) -> Any:
     """Inside a job: the job's wait context."""
     return backend.get_wait_ctx(backend.get_current_job())
+
+
+def never_resumed(backend: Any, trace: List[str]) -> Callable[[Any], int]:
+    """A job function that waits for a callback that never comes; ``"cancelled"``
+    lands in ``trace`` when the job is closed."""
+
+    def job(arg: Any) -> int:
+        ctx_of(backend).set_status(pa.WaitStatus.OK)
+        try:
+            backend.pause_job()
+        except pa.JobCancelled:
+            trace.append("cancelled")
+            raise
+        return 1
+
+    return job
 
 
 class Pipes:

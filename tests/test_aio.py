@@ -21,6 +21,7 @@ from ._drivers import (
     ctx_of,
     drain,
     loop_readers,
+    never_resumed,
     pipes_fixture,  # noqa: F401
     readable,
     run_async,
@@ -134,15 +135,7 @@ def test_cancel_mid_pause_closes_the_job(backend: pa.Backend, driver: str, pipes
 
 def test_wait_for_timeout_closes_the_job(backend: pa.Backend, driver: str) -> None:
     trace: List[str] = []
-
-    def job(arg: Any) -> int:
-        ctx_of(backend).set_status(pa.WaitStatus.OK)  # a callback that never comes
-        try:
-            backend.pause_job()
-        except pa.JobCancelled:
-            trace.append("cancelled")
-            raise
-        return 1
+    job = never_resumed(backend, trace)
 
     async def main() -> None:
         with pytest.raises(asyncio.TimeoutError):
@@ -297,3 +290,65 @@ def test_jobs_run_on_the_loop_thread(backend: pa.Backend, driver: str) -> None:
         assert seen == [threading.get_ident()] * 2  # the job runs on the driving thread
     else:
         assert seen[0] == seen[1] != threading.get_ident()  # its worker, driven from here
+
+
+def test_job_code_awaits_a_coroutine_on_the_driving_loop(backend: pa.Backend, driver: str) -> None:
+    async def double(x: int) -> int:
+        await asyncio.sleep(0.001)
+        asyncio.get_running_loop()  # a real task of the driving loop
+        return 2 * x
+
+    async def fails() -> None:
+        await asyncio.sleep(0)
+        raise KeyError("from the coroutine")
+
+    def job(x: int) -> int:
+        with pytest.raises(KeyError, match="from the coroutine"):
+            aio.await_coroutine(fails())
+        return aio.await_coroutine(double(x)) + 1
+
+    async def main() -> List[int]:
+        return await asyncio.gather(*(aio.run_job(job, i, backend=backend) for i in range(20)))
+
+    assert run_async(driver, main) == [2 * i + 1 for i in range(20)]
+
+
+def test_closing_the_job_cancels_the_coroutine(backend: pa.Backend, driver: str) -> None:
+    seen: List[str] = []
+
+    async def forever() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            seen.append("coroutine cancelled")
+            raise
+
+    def job(arg: Any) -> int:
+        try:
+            aio.await_coroutine(forever())
+        finally:
+            seen.append("job finally")
+        return 0
+
+    async def main() -> None:
+        task = asyncio.ensure_future(aio.run_job(job, backend=backend))
+        for _ in range(10):
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    run_async(driver, main)
+    assert sorted(seen) == ["coroutine cancelled", "job finally"]
+
+
+def test_await_coroutine_outside_an_aio_job(backend: pa.Backend, driver: str) -> None:
+    async def nothing() -> int:
+        return 1
+
+    with pytest.raises(pa.AsyncError, match=r"inside a job that aio\.run_job"):
+        aio.await_coroutine(nothing())
+    with pytest.raises(pa.AsyncError, match=r"inside a job that aio\.run_job"):
+        pa.run_job(lambda a: aio.await_coroutine(nothing()), backend=backend)

@@ -71,6 +71,28 @@ def test_ten_thousand_jobs_leave_nothing_behind(backend: pa.Backend, driver: str
             fds, tables, threads = open_fds(), _tables(backend), _threads()
             for i in range(N):
                 assert pa.run_job(kinds[i % 4], i, backend=backend, timeout=60) == i
+        elif driver == "trio":
+            from pyossl_async import trio as trio_driver
+
+            trio = pytest.importorskip("trio")
+
+            async def trio_batches(starts: List[int]) -> None:
+                async def one(i: int, results: List[int]) -> None:
+                    results.append(await trio_driver.run_job(kinds[i % 4], i, backend=backend))
+
+                for start in starts:
+                    results: List[int] = []
+                    async with trio.open_nursery() as nursery:
+                        for i in range(start, start + BATCH):
+                            nursery.start_soon(one, i, results)
+                    assert sorted(results) == list(range(start, start + BATCH))
+
+            trio.run(trio_batches, [0])  # warm up
+            gc.collect()
+            fds, tables, threads = open_fds(), _tables(backend), _threads()
+            trio.run(trio_batches, list(range(0, N, BATCH)))
+            gc.collect()
+            assert open_fds() == fds
         else:
             loop = new_loop(driver)
             try:

@@ -60,9 +60,28 @@ def test_job_exception_surfaces_with_job_frames(backend: pa.Backend, driver: str
     assert seen[0].closed  # the context run_job made is closed
 
 
-def test_bad_result_type_is_type_error(backend: pa.Backend, driver: str) -> None:
-    with pytest.raises(TypeError):
-        drive(driver, backend, lambda a: "no")  # type: ignore[arg-type,return-value]
+def test_drivers_return_what_the_job_function_returned(backend: pa.Backend, driver: str) -> None:
+    def sign(data: bytes) -> bytes:
+        backend.pause_job()
+        return data[::-1]
+
+    assert drive(driver, backend, sign, b"abc") == b"cba"  # type: ignore[arg-type]
+    assert drive(driver, backend, lambda a: None) is None  # type: ignore[arg-type]
+
+
+def test_start_job_keeps_the_c_int_contract_and_names_the_function(backend: pa.Backend, driver: str) -> None:
+    if driver != "blocking":
+        pytest.skip("about start_job itself, not a driver")
+    def mac(arg: object) -> bytes:
+        return b"tag"
+
+    with backend.WaitCtx() as ctx:
+        with pytest.raises(TypeError, match=r"mac returned bytes: start_job\(\) passes on a job's C int"):
+            backend.start_job(None, ctx, mac)  # type: ignore[arg-type]
+        result = backend.start_job(None, ctx, lambda a: 7)
+    assert result == (pa.FINISH, None, 7)
+    assert (result.status, result.job, result.result) == (pa.FINISH, None, 7)
+    assert isinstance(result, pa.StartResult)
 
 
 def test_given_ctx_left_open_and_callback_restored(backend: pa.Backend, driver: str) -> None:

@@ -97,12 +97,32 @@ def test_engine_helpers_exported() -> None:
 def test_aio_surface() -> None:
     from pyossl_async import aio
 
-    assert aio.__all__ == ["run_job"]
+    assert aio.__all__ == [
+        "SLICE_SECONDS",
+        "JobTimeoutError",
+        "await_coroutine",
+        "get_job_limit",
+        "run_job",
+        "set_job_limit",
+    ]
     assert inspect.iscoroutinefunction(aio.run_job)
     sig = inspect.signature(aio.run_job)
-    assert list(sig.parameters) == ["func", "args", "backend", "ctx", "close_timeout"]
+    # the blocking run_job's parameters, the same names in the same order
+    assert list(sig.parameters) == list(inspect.signature(pa.run_job).parameters)
     assert sig.parameters["backend"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert sig.parameters["timeout"].default is None
     assert sig.parameters["close_timeout"].default is None
+    assert issubclass(aio.JobTimeoutError, TimeoutError)
+    assert issubclass(aio.JobTimeoutError, __import__("asyncio").TimeoutError)
+
+
+def test_trio_surface() -> None:
+    pytest.importorskip("trio")
+    from pyossl_async import trio as ptrio
+
+    assert ptrio.__all__ == ["run_job"]
+    assert inspect.iscoroutinefunction(ptrio.run_job)
+    assert list(inspect.signature(ptrio.run_job).parameters) == list(inspect.signature(pa.run_job).parameters)
 
 
 def test_signatures() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gc
 import os
-from typing import Any
+import sys
+from typing import Any, List
 
 import pytest
 
@@ -331,3 +332,77 @@ def test_reentrant_use_from_a_cleanup(backend: pa.Backend) -> None:
     ctx.set_wait_fd("a", 1, None, cleanup)
     ctx.close()
     assert errors == [pa.WaitCtxClosedError]
+
+
+def test_leaving_the_with_block_unwinds_the_jobs_still_using_it(backend: pa.Backend) -> None:
+    log: List[str] = []
+
+    def job(arg: Any) -> int:
+        try:
+            backend.pause_job()
+            return 1
+        finally:
+            log.append(f"finally {arg}")
+
+    with backend.WaitCtx() as ctx:
+        handles = [backend.start_job(None, ctx, job, i).job for i in range(3)]
+    assert ctx.closed and [h.state for h in handles] == ["finished"] * 3  # type: ignore[union-attr]
+    assert sorted(log) == ["finally 0", "finally 1", "finally 2"]
+
+
+def test_leaving_the_with_block_never_masks_the_exception_in_flight(backend: pa.Backend) -> None:
+    log: List[str] = []
+
+    def job(arg: Any) -> int:
+        try:
+            backend.pause_job()
+        except pa.JobCancelled:
+            raise OSError("unwinding failed") from None
+        finally:
+            log.append("finally")
+        return 1
+
+    reported: List[Any] = []
+    previous, sys.unraisablehook = sys.unraisablehook, reported.append
+    try:
+        with pytest.raises(ValueError, match="the body's own") as info:
+            with backend.WaitCtx() as ctx:
+                handle = backend.start_job(None, ctx, job).job
+                raise ValueError("the body's own")
+    finally:
+        sys.unraisablehook = previous
+    assert log == ["finally"] and handle is not None and handle.state == "finished" and ctx.closed
+    if sys.version_info >= (3, 11):  # what closing raised rides along as a note
+        assert any("unwinding failed" in note for note in info.value.__notes__) and reported == []
+    else:  # no notes before 3.11: reported as unraisable
+        assert [str(r.exc_value) for r in reported] == ["unwinding failed"]
+
+
+def test_with_block_closing_failure_is_raised_when_nothing_else_is(backend: pa.Backend) -> None:
+    def job(arg: Any) -> int:
+        try:
+            backend.pause_job()
+        except pa.JobCancelled:
+            raise OSError("unwinding failed") from None
+        return 1
+
+    with pytest.raises(OSError, match="unwinding failed"):
+        with backend.WaitCtx() as ctx:
+            kept = backend.start_job(None, ctx, job).job
+    assert ctx.closed and kept is not None and kept.state == "finished"
+
+
+def test_waitctx_is_a_class_for_annotations_and_isinstance(backend: pa.Backend) -> None:
+    ctx: pa.WaitCtx = backend.WaitCtx()
+    try:
+        assert isinstance(ctx, pa.WaitCtx) and pa.WaitCtxType is pa.WaitCtx
+        assert repr(ctx).startswith("<pyossl_async.WaitCtx open")
+    finally:
+        ctx.close()
+    default = pa.WaitCtx()
+    try:
+        assert isinstance(default, pa.WaitCtx) and default.backend is pa.get_backend()
+    finally:
+        default.close()
+    with pytest.raises(TypeError, match="takes no arguments"):
+        pa.WaitCtx(backend)  # type: ignore[call-arg]

@@ -5,11 +5,24 @@ Two backends implement one API: ``"openssl"`` calls the installed libcrypto
 through ctypes, ``"python"`` reproduces its behaviour without it. The functions
 below act on :func:`get_backend`'s choice; call methods of a backend object to
 use a specific one.
+
+* :func:`run_job` drives a job to its end, blocking; :mod:`pyossl_async.aio` does
+  it in asyncio (``await aio.run_job(...)``), :mod:`pyossl_async.trio` in trio.
+* :mod:`pyossl_async.engine` (:func:`await_future`, :func:`wait_for_fd`): for code
+  inside a job that hands work elsewhere and waits, as an async engine does.
+* :mod:`pyossl_async.testing`: a pytest plugin, leak checks, recordings, a C
+  engine that pauses jobs from C.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Optional
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+from typing import Callable as _Callable
+from typing import ContextManager as _ContextManager
+from typing import Optional as _Optional
+from typing import TypeVar as _TypeVar
+from typing import Union as _Union
 
 from ._constants import Status, WaitStatus
 from ._errors import (
@@ -20,15 +33,20 @@ from ._errors import (
     JobStateError,
     WaitCtxClosedError,
 )
-from ._protocol import Backend, Job, StartResult
-from ._protocol import WaitCtx as WaitCtxType
+from ._protocol import Backend, BackendName, Job, StartResult, WaitCtx
 from ._registry import available_backends, get_backend
+from .drive._blocking import DEFAULT_CLOSE_TIMEOUT
 from .engine import await_future, wait_for_fd
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from ._protocol import CleanupFunc  # noqa: F401
 
+_R = _TypeVar("_R")
+
 __version__ = "0.1.0"
+
+#: the same class as ``WaitCtx`` (its earlier name)
+WaitCtxType = WaitCtx
 
 ERR = Status.ERR
 NO_JOBS = Status.NO_JOBS
@@ -36,12 +54,14 @@ PAUSE = Status.PAUSE
 FINISH = Status.FINISH
 
 __all__ = [
+    "DEFAULT_CLOSE_TIMEOUT",
     "ERR",
     "FINISH",
     "NO_JOBS",
     "PAUSE",
     "AsyncError",
     "Backend",
+    "BackendName",
     "BackendUnavailable",
     "ErrorEntry",
     "Job",
@@ -57,6 +77,7 @@ __all__ = [
     "await_future",
     "block_pause",
     "cleanup_thread",
+    "current_wait_ctx",
     "get_backend",
     "get_current_job",
     "get_wait_ctx",
@@ -86,18 +107,13 @@ def cleanup_thread() -> None:
     get_backend().cleanup_thread()
 
 
-def WaitCtx() -> WaitCtxType:  # noqa: N802 - contract name
-    """A new wait context of the default backend (``ASYNC_WAIT_CTX_new``)."""
-    return get_backend().WaitCtx()
-
-
 def start_job(
-    job: Optional[Job], ctx: Optional[WaitCtxType], func: Optional[Callable[[Any], int]], args: Any = None
+    job: _Optional[Job], ctx: _Optional[WaitCtx], func: _Optional[_Callable[[_Any], int]], args: _Any = None
 ) -> StartResult:
     """``ASYNC_start_job``: start ``func(args)`` in a job, or resume ``job``.
 
-    Returns ``(PAUSE, job, None)``, ``(FINISH, None, result)``,
-    ``(NO_JOBS, None, None)`` or ``(ERR, None, None)``.
+    Returns a :class:`StartResult` ``(status, job, result)``: ``(PAUSE, job, None)``,
+    ``(FINISH, None, result)``, ``(NO_JOBS, None, None)`` or ``(ERR, None, None)``.
     """
     return get_backend().start_job(job, ctx, func, args)
 
@@ -107,14 +123,30 @@ def pause_job() -> bool:
     return get_backend().pause_job()
 
 
-def get_current_job() -> Optional[Job]:
+def get_current_job() -> _Optional[Job]:
     """The job this code runs in, or None."""
     return get_backend().get_current_job()
 
 
-def get_wait_ctx(job: Job) -> Optional[WaitCtxType]:
+def get_wait_ctx(job: Job) -> _Optional[WaitCtx]:
     """The wait context ``job`` was started with (None once it has finished)."""
     return get_backend().get_wait_ctx(job)
+
+
+def current_wait_ctx() -> WaitCtx:
+    """Inside a job: the ``WaitCtx`` it runs with (of whichever backend runs it).
+
+    ``JobStateError`` outside a job, or in one started without a context.
+    """
+    from .engine import current_job
+
+    backend, job = current_job()
+    if backend is None or job is None:
+        raise JobStateError("current_wait_ctx() called outside a job")
+    ctx = backend.get_wait_ctx(job)
+    if ctx is None:
+        raise JobStateError("the running job was started without a WaitCtx")
+    return ctx
 
 
 def block_pause() -> None:
@@ -127,23 +159,27 @@ def unblock_pause() -> None:
     get_backend().unblock_pause()
 
 
-def pause_blocked() -> ContextManager[None]:
+def pause_blocked() -> _ContextManager[None]:
     """``with pause_blocked():`` blocks pausing for the block."""
     return get_backend().pause_blocked()
 
 
 def run_job(
-    func: Callable[[Any], int],
-    args: Any = None,
+    func: _Callable[[_Any], _R],
+    args: _Any = None,
     *,
-    backend: Optional[Backend | str] = None,
-    ctx: Optional[WaitCtxType] = None,
-    timeout: Optional[float] = None,
-    close_timeout: Optional[float] = None,
-) -> int:
-    """Start ``func(args)`` in a job and drive it to the end; its result (see ``drive.run_job``)."""
+    backend: _Union[Backend, BackendName, None] = None,
+    ctx: _Optional[WaitCtx] = None,
+    timeout: _Optional[float] = None,
+    close_timeout: _Optional[float] = None,
+) -> _R:
+    """Start ``func(args)`` in a job and drive it to the end, blocking; what ``func`` returned.
+
+    Waits between pauses for what the job's engine asks (wait fds, the wait-ctx
+    callback); ``timeout`` bounds the whole run (``TimeoutError``, the job closed).
+    See :func:`pyossl_async.drive.run_job`.
+    """
     from .drive import run_job as _run_job
 
-    return _run_job(  # type: ignore[no-any-return]
-        func, args, backend=backend, ctx=ctx, timeout=timeout, close_timeout=close_timeout
-    )
+    result: _R = _run_job(func, args, backend=backend, ctx=ctx, timeout=timeout, close_timeout=close_timeout)
+    return result

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
 import shutil
 import statistics
@@ -361,6 +362,118 @@ def _aio(backend: Any, jobs: int, waits: int, repeats: int) -> Result:
     return {"jobs": jobs, "waits": waits, "job_us": o, "coroutine_us": p, "ratio": o / p}
 
 
+# -- a burst of jobs against the loop's responsiveness ------------------------------
+
+#: the target for the burst stall: at most this many times that of plain coroutines
+STALL_TARGET = 2.0
+
+
+def _burst_round(backend: Any, jobs: int, plain: bool) -> tuple[float, float, float]:
+    """(worst gap of a 1 ms ticker, the worst gap without a full garbage collection
+    in it, seconds from a cancel to the task's end) while ``jobs`` calls start at
+    once, each waiting for a thread pool's answer: ``aio.run_job`` jobs
+    (``await_future``), or plain coroutines (``run_in_executor``).
+
+    A full collection (its pause grows with the whole heap, the caller's included)
+    lands in either side's burst at random; the gaps without one measure the driver.
+    """
+    import asyncio
+    import concurrent.futures
+
+    from . import aio
+    from .engine import await_future
+
+    pool = concurrent.futures.ThreadPoolExecutor(4)
+
+    def work(i: int) -> int:
+        return i
+
+    def job(i: int) -> int:
+        return await_future(pool.submit(work, i))
+
+    async def coroutine(i: int) -> int:
+        return await asyncio.get_running_loop().run_in_executor(pool, work, i)
+
+    collections: List[tuple[float, float]] = []  # (start, end) of full collections
+
+    def on_gc(phase: str, info: Dict[str, int]) -> None:
+        if info.get("generation") == 2:
+            if phase == "start":
+                collections.append((time.perf_counter(), math.inf))
+            elif collections:
+                collections[-1] = (collections[-1][0], time.perf_counter())
+
+    async def main() -> tuple[float, float, float]:
+        gaps: List[tuple[float, float]] = []  # (start, end) of each tick's wait
+        stop = False
+
+        async def ticker() -> None:
+            last = time.perf_counter()
+            while not stop:
+                await asyncio.sleep(0.001)
+                now = time.perf_counter()
+                gaps.append((last, now))
+                last = now
+
+        tick = asyncio.ensure_future(ticker())
+        await asyncio.sleep(0.005)
+        tasks = [
+            asyncio.ensure_future(coroutine(i) if plain else aio.run_job(job, i, backend=backend))
+            for i in range(jobs)
+        ]
+        await asyncio.sleep(0.002)
+        victim = tasks[-1]
+        cancelled_at = time.perf_counter()
+        victim.cancel()
+        try:
+            await victim
+        except asyncio.CancelledError:
+            pass
+        cancel_latency = time.perf_counter() - cancelled_at
+        await asyncio.gather(*tasks, return_exceptions=True)
+        stop = True
+        await tick
+        clean = [b - a for a, b in gaps if not any(s < b and a < e for s, e in collections)]
+        return max(b - a for a, b in gaps), max(clean, default=0.0), cancel_latency
+
+    gc.callbacks.append(on_gc)
+    try:
+        return asyncio.run(main())
+    finally:
+        gc.callbacks.remove(on_gc)
+        pool.shutdown(wait=True)
+
+
+def _burst(backend: Any, jobs: int, repeats: int) -> Result:
+    _burst_round(backend, max(jobs // 10, 1), False)
+    ours: List[tuple[float, float, float]] = []
+    plain: List[tuple[float, float, float]] = []
+    for _ in range(repeats):  # alternated, so both see the same machine
+        gc.collect()
+        plain.append(_burst_round(backend, jobs, True))
+        gc.collect()
+        ours.append(_burst_round(backend, jobs, False))
+
+    def ms(rows: List[tuple[float, float, float]], i: int) -> float:
+        return statistics.median(r[i] for r in rows) * 1e3
+
+    stall, plain_stall = ms(ours, 1), ms(plain, 1)
+    return {
+        "jobs": jobs,
+        "stall_ms": stall,
+        "coroutine_stall_ms": plain_stall,
+        "ratio": stall / plain_stall,
+        "target": STALL_TARGET,
+        "met": stall <= STALL_TARGET * plain_stall,
+        "stall_with_gc_ms": ms(ours, 0),
+        "coroutine_stall_with_gc_ms": ms(plain, 0),
+        "ratio_with_gc": ms(ours, 0) / ms(plain, 0),
+        "met_with_gc": ms(ours, 0) <= STALL_TARGET * ms(plain, 0),
+        "cancel_ms": ms(ours, 2),
+        "coroutine_cancel_ms": ms(plain, 2),
+    }
+
+
 # -- report ------------------------------------------------------------------------
 
 
@@ -477,6 +590,29 @@ def run_bench(args: argparse.Namespace) -> int:
         print(
             f"  {name:<8} {jobs:>4} jobs: {r['job_us']:7.2f}us per pause, plain coroutine awaiting the same "
             f"answer {r['coroutine_us']:6.2f}us: {r['ratio']:.2f}x"
+        )
+
+    print(
+        "\naio.run_job burst: jobs started at once, each awaiting a thread pool; "
+        "the loop's worst stall (1 ms ticker; first without the gaps a full garbage collection "
+        "fell into, then with them) and one task's cancel latency"
+    )
+    results["burst"] = {}
+    for name in names:
+        backend = _registry.get_backend(name)
+        if not backend.is_capable():
+            continue
+        jobs = 2000 if not quick else 500
+        r = _burst(backend, jobs, 3 if quick else 5)
+        results["burst"][name] = r
+        verdict = "met" if r["met"] else "MISSED"
+        print(
+            f"  {name:<8} {jobs:>4} jobs: worst stall {r['stall_ms']:6.1f} ms vs plain coroutines "
+            f"{r['coroutine_stall_ms']:6.1f} ms: {r['ratio']:.2f}x (target <= {STALL_TARGET:g}x: {verdict}); "
+            f"counting full garbage collections {r['stall_with_gc_ms']:.1f} vs "
+            f"{r['coroutine_stall_with_gc_ms']:.1f} ms: {r['ratio_with_gc']:.2f}x "
+            f"({'met' if r['met_with_gc'] else 'MISSED'}); "
+            f"cancel {r['cancel_ms']:.1f} ms vs {r['coroutine_cancel_ms']:.1f} ms"
         )
 
     if getattr(args, "json", None):

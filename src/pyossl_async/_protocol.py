@@ -1,62 +1,143 @@
-"""The interface every backend implements, as ``typing.Protocol`` classes.
+"""The public types every backend implements: ``WaitCtx``, ``Backend``, ``StartResult``.
 
 The public functions of :mod:`pyossl_async`, the drivers (``run_job``, ``aio``),
-the conformance suite and the tests see backends only through these types.
+the testing toolkit and the tests see backends only through these types.
+
+``WaitCtx`` is a real class, so that it works in annotations and with
+``isinstance`` (every backend's context is one), and calling it makes a context
+of the default backend, as the contract says ``pa.WaitCtx()`` does.
 """
 
 from __future__ import annotations
 
+import abc
 from contextlib import AbstractContextManager
-from typing import Any, Callable, Hashable, Optional, Protocol, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Hashable, NamedTuple, Optional, Protocol, Tuple, TypeVar
 
 from ._constants import Status
+from ._errors import ErrorEntry
 from ._job import Job, JobStateName
 
-__all__ = ["Backend", "CleanupFunc", "Job", "JobFunc", "JobStateName", "StartResult", "WaitCtx"]
+if TYPE_CHECKING:
+    from typing import Literal
 
-JobFunc = Callable[[Any], int]
+    BackendName = Literal["openssl", "python"]
+else:
+    BackendName = str
+
+__all__ = [
+    "Backend",
+    "BackendName",
+    "CleanupFunc",
+    "Job",
+    "JobFunc",
+    "JobStateName",
+    "StartResult",
+    "WaitCtx",
+]
+
+JobFunc = Callable[[Any], Any]
 CleanupFunc = Callable[["WaitCtx", Hashable, int, Any], Any]
-StartResult = Tuple[Status, Optional[Job], Optional[int]]
+
+_T = TypeVar("_T")
 
 
-class WaitCtx(Protocol):
-    """An ``ASYNC_WAIT_CTX``: wait fds, the completion callback and its status."""
+class StartResult(NamedTuple):
+    """What ``start_job`` returns; unpacks as ``status, job, result``."""
+
+    #: ``PAUSE``, ``FINISH``, ``NO_JOBS`` or ``ERR``
+    status: Status
+    #: the paused job (``PAUSE`` only)
+    job: Optional[Job]
+    #: the job function's C ``int`` result (``FINISH`` only)
+    result: Optional[int]
+
+
+class _WaitCtxMeta(abc.ABCMeta):
+    """``WaitCtx()`` makes a context of the default backend; subclasses construct normally."""
+
+    def __call__(cls: type[_T], *args: Any, **kwargs: Any) -> _T:
+        if cls is WaitCtx:
+            if args or kwargs:
+                raise TypeError("WaitCtx() takes no arguments (use backend.WaitCtx() for a given backend)")
+            from ._registry import get_backend
+
+            ctx: _T = get_backend().WaitCtx()  # type: ignore[assignment]
+            return ctx
+        return super().__call__(*args, **kwargs)  # type: ignore[misc, no-any-return]
+
+
+class WaitCtx(metaclass=_WaitCtxMeta):
+    """An ``ASYNC_WAIT_CTX``: wait fds, the completion callback and its status.
+
+    ``pyossl_async.WaitCtx()`` makes one of the default backend
+    (``backend.WaitCtx()`` of a given one); every backend's context is an instance
+    of this class. See the contract's WaitCtx section for each method.
+    """
+
+    __slots__ = ()
 
     @property
-    def backend(self) -> Backend: ...
+    def backend(self) -> Backend:
+        """The backend this context belongs to."""
+        raise NotImplementedError
 
     @property
-    def closed(self) -> bool: ...
+    def closed(self) -> bool:
+        raise NotImplementedError
 
     def set_wait_fd(
         self,
         key: Hashable,
         fd: int,
         custom_data: Any = None,
-        cleanup: CleanupFunc | None = None,
-    ) -> bool: ...
+        cleanup: Optional[CleanupFunc] = None,
+    ) -> bool:
+        """Add ``fd`` under ``key`` (``ASYNC_WAIT_CTX_set_wait_fd``); ``cleanup(ctx, key, fd, data)``
+        runs when the context is freed with the fd still set."""
+        raise NotImplementedError
 
-    def get_fd(self, key: Hashable) -> tuple[int, Any] | None: ...
+    def get_fd(self, key: Hashable) -> Optional[Tuple[int, Any]]:
+        """``(fd, custom_data)`` of the newest live entry for ``key``, or ``None``."""
+        raise NotImplementedError
 
-    def get_all_fds(self) -> list[int]: ...
+    def get_all_fds(self) -> list[int]:
+        """Every live fd, newest first."""
+        raise NotImplementedError
 
-    def get_changed_fds(self) -> tuple[list[int], list[int]]: ...
+    def get_changed_fds(self) -> Tuple[list[int], list[int]]:
+        """``(added, deleted)`` since the last resume of a job using this context."""
+        raise NotImplementedError
 
-    def clear_fd(self, key: Hashable) -> bool: ...
+    def clear_fd(self, key: Hashable) -> bool:
+        """Clear the newest live entry for ``key`` (no cleanup call); ``False`` if there is none."""
+        raise NotImplementedError
 
-    def set_callback(self, callback: Callable[[Any], Any] | None, arg: Any = None) -> bool: ...
+    def set_callback(self, callback: Optional[Callable[[Any], Any]], arg: Any = None) -> bool:
+        """The callback an engine calls when the job can be resumed (``None`` allowed)."""
+        raise NotImplementedError
 
-    def get_callback(self) -> tuple[Callable[[Any], Any], Any] | None: ...
+    def get_callback(self) -> Optional[Tuple[Callable[[Any], Any], Any]]:
+        """``(callback, arg)``, or ``None`` whenever the callback is ``None``."""
+        raise NotImplementedError
 
-    def set_status(self, status: int) -> bool: ...
+    def set_status(self, status: int) -> bool:
+        """Store any C ``int`` (an ``ASYNC_STATUS_*`` for engines)."""
+        raise NotImplementedError
 
-    def get_status(self) -> int: ...
+    def get_status(self) -> int:
+        """The stored status, a ``WaitStatus`` member when it is one."""
+        raise NotImplementedError
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Free the context (``ASYNC_WAIT_CTX_free``); idempotent."""
+        raise NotImplementedError
 
-    def __enter__(self) -> WaitCtx: ...
+    def __enter__(self: _T) -> _T:
+        raise NotImplementedError
 
-    def __exit__(self, *exc: object) -> None: ...
+    def __exit__(self, *exc: object) -> None:
+        raise NotImplementedError
 
 
 #: the type of ``WaitCtx`` inside ``Backend``, whose method of that name hides it
@@ -66,8 +147,10 @@ WaitCtxT = WaitCtx
 class Backend(Protocol):
     """One implementation of OpenSSL's ASYNC API (``"openssl"`` or ``"python"``)."""
 
-    name: str
+    name: BackendName
     openssl_version: str | None
+    #: libcrypto error-queue entries of the last call that failed (``()`` for ``"python"``)
+    last_errors: Tuple[ErrorEntry, ...]
 
     def is_capable(self) -> bool: ...
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Union
 
 from ._errors import BackendUnavailable
-from ._protocol import Backend
+from ._protocol import Backend, BackendName
 
 __all__ = [
     "BACKEND_NAMES",
@@ -98,7 +98,7 @@ def _unknown_in_env(asked: str) -> ValueError:
     return ValueError(f"{ENV_BACKEND}={asked}: unknown backend {asked!r}; choose from {', '.join(BACKEND_NAMES)}")
 
 
-def get_backend(name: Optional[str] = None) -> Backend:
+def get_backend(name: Optional[Union[BackendName, str]] = None) -> Backend:
     """The backend called ``name``; with ``None``, the one this process should use.
 
     ``None`` means ``$PYOSSL_ASYNC_BACKEND`` if set; else, when

@@ -63,12 +63,12 @@ def init_size_limit(max_size: int, init_size: int) -> None:
         )
 
 
-def job_result(value: Any) -> int:
+def job_result(value: Any, func_name: str = "the job function") -> int:
     """The C ``int`` a job function's return value stands for."""
     if not isinstance(value, int):
         raise TypeError(
-            f"a job function must return an int (the job's C int result), "
-            f"not {type(value).__name__}"
+            f"{func_name} returned {type(value).__name__}: start_job() passes on a job's C int "
+            f"result only; pa.run_job() and aio.run_job() return whatever the job function returns"
         )
     return c_int(value, "job function result")
 

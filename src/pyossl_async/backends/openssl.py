@@ -17,6 +17,7 @@ from .._constants import Status
 from .._errors import AsyncError, ErrorEntry, JobCancelled, from_conversion_failure
 from .._libcrypto import LibCrypto, drain_errors
 from .._native._runner import C_STACK_PER_CALL, ENV_STACK_SIZE, JobRunner, NativeSupport
+from .._protocol import BackendName
 from .._validate import init_size_limit, size_t
 from ._base import STATUSES, BackendBase, JobRecord, ThreadJobs
 from ._openssl_waitctx import OpenSSLWaitCtx
@@ -60,7 +61,7 @@ def _guard_recursion_limit(native: NativeSupport) -> None:
 class OpenSSLBackend(BackendBase):
     """OpenSSL's ASYNC API, called for real."""
 
-    name = "openssl"
+    name: BackendName = "openssl"
 
     def __init__(self, crypto: LibCrypto, native: Optional[NativeSupport], native_error: str = "") -> None:
         super().__init__()

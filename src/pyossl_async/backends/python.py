@@ -27,7 +27,8 @@ import threading
 from typing import Any, Dict, List, Optional, cast
 
 from .._constants import Status
-from .._errors import JobStateError
+from .._errors import ErrorEntry, JobStateError
+from .._protocol import BackendName
 from .._validate import init_size_limit, size_t
 from ._base import DEFAULT_TIMEOUT, INTERRUPTED_JOB, BackendBase, Job, JobRecord, ThreadJobs
 from ._python_threadlocal import SUPPORTED as THREADLOCAL_ISOLATION
@@ -66,8 +67,10 @@ class _DriverState:
 class PythonBackend(BackendBase):
     """OpenSSL's ASYNC API in pure Python; jobs run on pooled worker threads."""
 
-    name = "python"
+    name: BackendName = "python"
     openssl_version: Optional[str] = None
+    #: no libcrypto, so never any error-queue entries
+    last_errors: tuple[ErrorEntry, ...] = ()
 
     def __init__(self) -> None:
         super().__init__()

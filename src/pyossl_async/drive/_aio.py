@@ -1,7 +1,8 @@
 """The asyncio shell: ``await pyossl_async.aio.run_job(func, args)``.
 
 Each call starts ``func(args)`` in a job on the loop's thread and drives it to
-the end with :class:`~._core.PauseWatch`'s decisions. While the job is paused
+the end with :mod:`._async`'s loop (the one the trio shell runs too) on
+:class:`~._core.PauseWatch`'s decisions. While the job is paused
 the task awaits: the context's wait fds through ``loop.add_reader`` (one reader
 per fd for all jobs on the loop), the wait-ctx callback through the loop
 thread's callback pipe (:mod:`._notify`, one reader per loop). Every start and
@@ -17,6 +18,15 @@ resume happens on the loop's thread, as OpenSSL requires.
   the task ends with ``CancelledError``. More cancellations meanwhile do not cut
   that short; ``DEFAULT_CLOSE_TIMEOUT`` bounds it (the job then stays paused
   and the loop's exception handler is told).
+* Bursts: starts and resumes take turns, about ``SLICE_SECONDS`` of them per
+  loop iteration, first come first served; the rest wait for the next
+  iteration. Two thousand calls at once do not stall the loop for longer than
+  as many plain coroutines would, and a cancel lands before a queued job starts.
+* ``timeout=``: a deadline for the whole call; past it the job is closed as on
+  cancellation and :data:`JobTimeoutError` (``TimeoutError``, and an
+  ``asyncio.TimeoutError`` on every version) is raised.
+* :func:`set_job_limit`: at most so many jobs in flight on the loop; further
+  calls wait their turn before starting.
 * ``NO_JOBS`` from a full pool (``init_thread(max_size=...)`` on the loop's
   thread) waits until another job this module runs on the same loop finishes;
   with no such job in flight it raises ``AsyncError``.
@@ -26,36 +36,170 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
+import contextvars
+import math
+import sys
+import time
 import weakref
-from typing import Any, Callable, Deque, Dict, Optional, Set, Union
+from typing import Any, Awaitable, Callable, Deque, Dict, Optional, Set, TypeVar, Union
 
-from .._constants import Status
-from .._errors import AsyncError
-from .._protocol import Backend, Job, WaitCtx
-from . import _blocking
-from ._blocking import close_quietly
-from ._core import WAIT, PauseWatch, check_timeout, poll_readable, resolve, start_failed
+from .._protocol import Backend, StartResult, WaitCtx
+from ._async import AsyncWatch, Shell, drive
+from ._core import check_timeout, poll_readable, resolve
 from ._notify import Notifier, notifier
 
-__all__ = ["run_job"]
+__all__ = ["SLICE_SECONDS", "JobTimeoutError", "await_coroutine", "get_job_limit", "run_job", "set_job_limit"]
+
+_T = TypeVar("_T")
+#: the loop driving the job: set around start_job, so a job's context copy has it
+_DRIVING_LOOP: contextvars.ContextVar[Optional[asyncio.AbstractEventLoop]] = contextvars.ContextVar(
+    "pyossl_async_driving_loop", default=None
+)
 
 
-class _LoopState:
-    """Per event loop: one reader per fd for all jobs, the callback pipe's reader, pool slots."""
+if sys.version_info >= (3, 11):
+    JobTimeoutError = TimeoutError
+else:
 
-    __slots__ = ("__weakref__", "in_flight", "loop", "notifier", "readers", "slot_waiters", "users")
+    class JobTimeoutError(asyncio.TimeoutError, TimeoutError):
+        """``aio.run_job(timeout=...)`` ran out: both ``asyncio.TimeoutError`` and ``TimeoutError``
+        (the same class from Python 3.11 on)."""
+
+
+#: how much job work (starts and resumes) one loop iteration runs before the rest
+#: waits for the next iteration, in seconds: bursts of jobs do not stall the loop
+SLICE_SECONDS = 0.005
+
+
+class _Turns:
+    """First come, first served turns for job steps, about ``SLICE_SECONDS`` of them per loop iteration.
+
+    Only the steps themselves (``start_job`` calls) count against the slice. A
+    step that arrives once this iteration's slice is used up, or while others
+    wait, waits for a later iteration; each iteration hands out as many turns as
+    the measured cost of a step says fit.
+    """
+
+    __slots__ = ("__weakref__", "_loop", "cost", "scheduled", "spent", "started", "steps", "waiters")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = weakref.ref(loop)  # (held in a weak-keyed table by loop: no cycle to it)
+        self.spent = 0.0  # seconds of steps in this iteration
+        self.steps = 0
+        self.started = 0.0  # perf_counter at the start of the step in progress
+        self.cost = 50e-6  # seconds per step, averaged over the last iterations
+        self.scheduled = False
+        self.waiters: Deque[asyncio.Future[None]] = collections.deque()
+
+    async def take(self) -> None:
+        """Until this task may run a job step (at once while the slice lasts)."""
+        if not self.waiters and self.spent < SLICE_SECONDS:
+            self._mark()
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        if not self.scheduled:  # pragma: no cover - a slice was used, so its end is scheduled
+            self._schedule()
+        await waiter  # (cancelled: the future is done and skipped when turns are handed out)
+        self._mark()
+
+    def done(self) -> None:
+        """The step that :meth:`take` allowed is over."""
+        if self.started:
+            self.spent += time.perf_counter() - self.started
+            self.steps += 1
+            self.started = 0.0
+
+    def _mark(self) -> None:
+        self.started = time.perf_counter()
+        if not self.scheduled:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        loop = self._loop()
+        if loop is not None:
+            self.scheduled = True
+            loop.call_soon(self._next_slice)
+
+    def _next_slice(self) -> None:
+        """An iteration has passed: hand the next slice's turns out."""
+        self.scheduled = False
+        if self.steps:
+            self.cost = 0.5 * self.cost + 0.5 * max(self.spent / self.steps, 1e-6)
+        self.spent = 0.0
+        self.steps = 0
+        grants = max(1, int(SLICE_SECONDS / self.cost))
+        waiters = self.waiters
+        while grants and waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                grants -= 1
+        if waiters:  # the rest: next iteration (even if every granted task is cancelled meanwhile)
+            self._schedule()
+
+
+class _LoopState(Shell):
+    """Per event loop (the shell of :mod:`._async`): one reader per fd for all jobs,
+    the callback pipe's reader, turns for job steps, pool slots and the job limit."""
+
+    timeout_error = JobTimeoutError
+    driver = "aio.run_job()"
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
         self.loop = loop
         #: fd -> the watches waiting on it (one add_reader per fd)
         self.readers: Dict[int, Set[_AioWatch]] = {}
         #: run_job calls running on this loop
         self.users = 0
-        #: backend name -> jobs of ours paused on this loop (each holds a pool job)
-        self.in_flight: Dict[str, int] = {}
+        #: run_job calls admitted under the job limit and not over
+        self.active = 0
+        self.admit_waiters: Deque[asyncio.Future[None]] = collections.deque()
         self.slot_waiters: Dict[str, Deque[asyncio.Future[None]]] = {}
+        self.turns = _turns.get(loop) or _turns.setdefault(loop, _Turns(loop))
         self.notifier: Notifier = notifier()
         loop.add_reader(self.notifier.r, self.notifier.drain)
+
+    # -- the shell ------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self.loop.time()
+
+    def new_watch(self, ctx: WaitCtx, *, owns_ctx: bool = False, closing: bool = False) -> AsyncWatch:
+        return _AioWatch(ctx, self, owns_ctx=owns_ctx, closing=closing)
+
+    async def checkpoint(self) -> None:
+        await asyncio.sleep(0)
+
+    async def take_turn(self) -> None:
+        await self.turns.take()
+
+    def turn_done(self) -> None:
+        self.turns.done()
+
+    def start(self, backend: Backend, ctx: WaitCtx, func: Callable[[Any], int], args: Any) -> StartResult:
+        token = _DRIVING_LOOP.set(self.loop)  # the job copies this context at its start
+        try:
+            return backend.start_job(None, ctx, func, args)
+        finally:
+            _DRIVING_LOOP.reset(token)
+
+    def is_cancellation(self, exc: BaseException) -> bool:
+        return isinstance(exc, asyncio.CancelledError)
+
+    async def uncancellable(self, step: Callable[[], Awaitable[_T]]) -> _T:
+        while True:
+            try:
+                return await step()
+            except asyncio.CancelledError:
+                continue  # more cancellations do not cut the unwinding short
+
+    def report(self, message: str, exc: BaseException, func: Any) -> None:
+        self.loop.call_exception_handler({"message": message, "exception": exc})
+
+    # -- fds ------------------------------------------------------------------------
 
     def close(self) -> None:
         try:
@@ -63,7 +207,7 @@ class _LoopState:
         except (OSError, ValueError, RuntimeError):  # pragma: no cover - the loop is closed
             pass
 
-    def watch(self, fd: int, watch: _AioWatch) -> None:
+    def watch_fd(self, fd: int, watch: _AioWatch) -> None:
         watches = self.readers.get(fd)
         if watches is None:
             self.loop.add_reader(fd, self._ready, fd)
@@ -71,7 +215,7 @@ class _LoopState:
         else:
             watches.add(watch)
 
-    def unwatch(self, fd: int, watch: _AioWatch) -> None:
+    def unwatch_fd(self, fd: int, watch: _AioWatch) -> None:
         watches = self.readers.get(fd)
         if watches is None:
             return
@@ -89,14 +233,54 @@ class _LoopState:
             for watch in tuple(watches):
                 watch.wake(fd)
 
-    async def wait_for_slot(self, name: str) -> None:
+    # -- the job limit (set_job_limit) ------------------------------------------------
+
+    async def admit(self, deadline: float) -> None:
+        """Until this call may start its job under the loop's job limit; counts it as active."""
+        limit = _limits.get(self.loop)
+        if limit is None or (self.active < limit and not self.admit_waiters):
+            self.active += 1
+            return
+        waiter: asyncio.Future[None] = self.loop.create_future()
+        self.admit_waiters.append(waiter)
+        try:
+            if not await _until(self.loop, waiter, deadline):
+                raise _timeout(f"no job slot came free under the job limit of {limit}")
+        except BaseException:
+            if _granted(waiter):
+                self.active -= 1  # admitted, then cancelled: pass the place on
+                self.admit_next()
+            else:
+                waiter.cancel()
+            raise
+
+    def discharge(self) -> None:
+        """An admitted call is over."""
+        self.active -= 1
+        self.admit_next()
+
+    def admit_next(self) -> None:
+        limit = _limits.get(self.loop)
+        waiters = self.admit_waiters
+        while waiters and (limit is None or self.active < limit):
+            waiter = waiters.popleft()
+            if not waiter.done():
+                self.active += 1
+                waiter.set_result(None)
+
+    # -- pool slots (NO_JOBS) ---------------------------------------------------------
+
+    async def wait_for_slot(self, name: str, deadline: float) -> None:
         waiter: asyncio.Future[None] = self.loop.create_future()
         self.slot_waiters.setdefault(name, collections.deque()).append(waiter)
         try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
+            if not await _until(self.loop, waiter, deadline):
+                raise _timeout("no job of the thread's pool came free")
+        except BaseException:
+            if _granted(waiter):
                 self.release_slot(name)  # woken, then cancelled: pass the slot on
+            else:
+                waiter.cancel()
             raise
 
     def release_slot(self, name: str) -> None:
@@ -108,8 +292,30 @@ class _LoopState:
                 return
 
 
+def _granted(waiter: asyncio.Future[Any]) -> bool:
+    """Whether ``waiter`` was woken by the one it waited for (not cancelled, not timed out)."""
+    return waiter.done() and not waiter.cancelled() and waiter.result() is not _TIMED_OUT
+
+
+async def _until(loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[Any], deadline: float) -> bool:
+    """Await ``waiter``; False if ``deadline`` (loop time) came first."""
+    if deadline == math.inf:
+        await waiter
+        return True
+    timer = loop.call_at(deadline, _time_out, waiter)
+    try:
+        outcome: Any = await waiter
+        return outcome is not _TIMED_OUT
+    finally:
+        timer.cancel()
+
+
 #: loop -> its state; weak both ways, so an abandoned loop takes its jobs' drivers with it
 _states: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState]" = weakref.WeakKeyDictionary()
+#: loop -> its turns: kept while the loop lives (a loop state goes whenever no job is left)
+_turns: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turns]" = weakref.WeakKeyDictionary()
+#: loop -> its job limit (set_job_limit)
+_limits: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int]" = weakref.WeakKeyDictionary()
 
 
 def _enter(loop: asyncio.AbstractEventLoop) -> _LoopState:
@@ -128,7 +334,44 @@ def _leave(state: _LoopState) -> None:
         state.close()
 
 
-class _AioWatch(PauseWatch):
+def set_job_limit(limit: Optional[int], *, loop: Optional[asyncio.AbstractEventLoop] = None) -> None:
+    """At most ``limit`` jobs run by ``aio.run_job`` on ``loop`` at once (``None``: no limit).
+
+    ``loop`` defaults to the running loop. Calls beyond the limit wait, first
+    come first served, before their job starts; ``timeout=`` and cancellation
+    apply while they wait. Each job holds a fibre and its stack while it runs, so
+    the limit bounds memory as well as work in flight. Lowering the limit lets
+    the jobs running finish; raising it lets waiting calls start at once.
+    """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        raise TypeError(f"limit must be a positive int or None, not {type(limit).__name__}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1 (or None for no limit), got {limit}")
+    if loop is None:
+        loop = asyncio.get_running_loop()
+    elif not isinstance(loop, asyncio.AbstractEventLoop):
+        raise TypeError(f"loop must be an asyncio event loop or None, not {type(loop).__name__}")
+    if limit is None:
+        _limits.pop(loop, None)
+    else:
+        _limits[loop] = limit
+    state = _states.get(loop)
+    if state is not None:
+        state.admit_next()
+
+
+def get_job_limit(loop: Optional[asyncio.AbstractEventLoop] = None) -> Optional[int]:
+    """The job limit :func:`set_job_limit` set on ``loop`` (default: the running loop); ``None``: none."""
+    if loop is None:
+        loop = asyncio.get_running_loop()
+    return _limits.get(loop)
+
+
+def _timeout(why: str) -> BaseException:
+    return JobTimeoutError(why)
+
+
+class _AioWatch(AsyncWatch):
     def __init__(self, ctx: WaitCtx, state: _LoopState, *, owns_ctx: bool = False, closing: bool = False) -> None:
         super().__init__(ctx, state.notifier, owns_ctx=owns_ctx, closing=closing)
         self.state = state
@@ -136,10 +379,10 @@ class _AioWatch(PauseWatch):
         self.waiter: Optional[asyncio.Future[Optional[int]]] = None
 
     def _watch(self, fd: int) -> None:
-        self.state.watch(fd, self)
+        self.state.watch_fd(fd, self)
 
     def _unwatch(self, fd: int) -> None:
-        self.state.unwatch(fd, self)
+        self.state.unwatch_fd(fd, self)
 
     def _wake(self) -> None:
         self.wake(None)
@@ -150,12 +393,12 @@ class _AioWatch(PauseWatch):
         if waiter is not None and not waiter.done():
             waiter.set_result(fd)
 
-    async def wait(self, deadline: Optional[float] = None) -> bool:
+    async def wait(self, deadline: float = math.inf) -> bool:
         """Until a watched fd is readable or the callback came; False at ``deadline`` (loop time)."""
         while not self.fired:
             waiter = self.waiter = self.loop.create_future()
             timer = None
-            if deadline is not None:
+            if deadline != math.inf:
                 timer = self.loop.call_at(deadline, _time_out, waiter)
             try:
                 fd = await waiter
@@ -175,134 +418,93 @@ class _AioWatch(PauseWatch):
 _TIMED_OUT: Any = -1
 
 
-def _time_out(waiter: asyncio.Future[Optional[int]]) -> None:
+def _time_out(waiter: asyncio.Future[Any]) -> None:
     if not waiter.done():
         waiter.set_result(_TIMED_OUT)
 
 
 async def run_job(
-    func: Callable[[Any], Any],
+    func: Callable[[Any], _T],
     args: Any = None,
     *,
     backend: Union[Backend, str, None] = None,
     ctx: Optional[WaitCtx] = None,
+    timeout: Optional[float] = None,
     close_timeout: Optional[float] = None,
-) -> Any:
-    """Run ``func(args)`` in a job on the running loop's thread; its result.
+) -> _T:
+    """Run ``func(args)`` in a job on the running loop's thread; what ``func`` returned (any value).
 
-    ``backend`` and ``ctx`` as for ``pyossl_async.run_job``. Raises the job's own
-    exception; ``AsyncError`` for ``NO_JOBS``/``ERR`` and ``ASYNC_STATUS_ERR``.
-    Cancelling the task closes the job (see the module documentation), taking
-    at most ``close_timeout`` seconds (default ``DEFAULT_CLOSE_TIMEOUT``).
+    ``backend`` and ``ctx`` as for ``pyossl_async.run_job``. ``timeout``: seconds
+    for the whole call, waiting for a place under :func:`set_job_limit` included;
+    past it the job is closed as on cancellation and ``TimeoutError`` is raised
+    (an ``asyncio.TimeoutError`` too). Raises the job's own exception;
+    ``AsyncError`` for ``NO_JOBS``/``ERR`` and ``ASYNC_STATUS_ERR``. Cancelling the
+    task closes the job (see the module documentation), taking at most
+    ``close_timeout`` seconds (default ``DEFAULT_CLOSE_TIMEOUT``).
     """
     if not callable(func):
         raise TypeError(f"func must be a callable taking one argument, not {type(func).__name__}")
     loop = asyncio.get_running_loop()
+    limit = check_timeout(timeout)
     check_timeout(close_timeout, "close_timeout")
-    be, wctx, owns = resolve(backend, ctx)
+    deadline = math.inf if limit is None else loop.time() + limit
     state = _enter(loop)
-    watch = _AioWatch(wctx, state, owns_ctx=owns)
-    name = be.name
-    counted = False
-    job: Optional[Job] = None
     try:
-        watch.install()
-        while True:
-            status, job, ret = be.start_job(None, wctx, func, args)
-            if status == Status.NO_JOBS and state.in_flight.get(name, 0) > 0:
-                await state.wait_for_slot(name)
-                continue
-            break
-        if status == Status.PAUSE:
-            state.in_flight[name] = state.in_flight.get(name, 0) + 1
-            counted = True
-        while status == Status.PAUSE:
-            if watch.after_pause() == WAIT:
-                await watch.wait()
-            else:
-                await asyncio.sleep(0)  # never resume without giving the loop a turn
-            watch.before_resume()
-            status, job, ret = be.start_job(job, wctx, None)
-        job = None
-        if status != Status.FINISH:
-            raise start_failed(be, status)
-        failure = watch.finish()  # before _leave: the loop state goes once nothing is watched
-        if failure is not None:
-            raise failure
-        return ret
-    except BaseException as exc:
-        if job is not None and job.state == "paused":
-            if isinstance(exc, (Exception, asyncio.CancelledError)):
-                failure = await _unwind(be, job, state, close_timeout)
-            else:  # GeneratorExit (the coroutine is being closed), KeyboardInterrupt: no awaiting
-                failure = close_quietly(job, close_timeout)
-            if failure is not None:
-                _report(loop, "Exception while closing a job aio.run_job() gave up on", failure)
-        failure = watch.finish()
-        if failure is not None:
-            _report(loop, "Exception while releasing aio.run_job()'s WaitCtx", failure)
-        raise
+        await state.admit(deadline)
+        try:
+            # A burst of calls queues here, before any set-up: the loop stays responsive.
+            await state.take_turn()
+            be, wctx, owns = resolve(backend, ctx)
+            result: _T = await drive(state, be, wctx, owns, func, args, deadline, limit, close_timeout)
+            return result
+        finally:
+            state.discharge()
     finally:
-        if counted:
-            state.in_flight[name] -= 1
-            state.release_slot(name)
         _leave(state)
 
 
-def _report(loop: asyncio.AbstractEventLoop, message: str, exc: BaseException) -> None:
-    loop.call_exception_handler({"message": message, "exception": exc})
+def await_coroutine(coro: Awaitable[_T], *, notify: str = "auto") -> _T:
+    """From code inside a job that ``aio.run_job`` drives: run ``coro`` on the driving
+    loop and pause the job until it is done; its result (or its exception).
 
+    Job code cannot ``await`` (it is not a coroutine), and ``asyncio.get_running_loop()``
+    fails there (the job runs on its own thread state, or a worker thread). This
+    schedules the coroutine as a task of the loop that drives the job, then waits
+    for it as an engine waits for an accelerator (``pa.await_future``). Closing or
+    cancelling the job cancels the task. ``AsyncError`` outside such a job.
+    """
+    from .._errors import AsyncError
+    from ..engine import await_future
 
-async def _unwind(
-    backend: Backend, job: Job, state: _LoopState, timeout: Optional[float] = None
-) -> Optional[BaseException]:
-    """Close ``job`` without blocking the loop (``drive._blocking.unwind``, awaiting);
-    the exception its unwinding raised, if any (not JobCancelled)."""
-    if timeout is None:
-        timeout = _blocking.DEFAULT_CLOSE_TIMEOUT
-    be: Any = backend
-    record = job._record
-    try:
-        thread = be._close_checks(record)
-    except BaseException as exc:  # noqa: BLE001 - handed to the caller
-        return exc
-    loop = state.loop
-    deadline = loop.time() + timeout
-    watch: Optional[_AioWatch] = None
-    try:
-        while True:
-            if be._cancel_step(thread, record, job):
-                return None
-            if watch is None:
-                watch = _AioWatch(record.ctx, state, closing=True)
-                watch.install()
-            go_on = watch.after_pause() != WAIT
-            while True:  # more cancellations do not cut the unwinding short
-                try:
-                    if go_on:
-                        if loop.time() >= deadline:
-                            go_on = False
-                            raise AsyncError(
-                                f"the job did not finish unwinding within {timeout:g} s; "
-                                f"it stays paused and can be closed again"
-                            )
-                        await asyncio.sleep(0)
-                    else:
-                        go_on = await watch.wait(deadline)
-                        if not go_on:
-                            raise AsyncError(
-                                f"the job did not finish unwinding within {timeout:.3g} s: it is paused inside "
-                                f"C code whose engine has not completed; it stays paused and can be closed again"
-                            )
-                    break
-                except asyncio.CancelledError:
-                    continue
-            watch.before_resume()
-    except BaseException as exc:  # noqa: BLE001 - handed to the caller
-        be._cancel_abort(thread, record)
-        return exc
-    finally:
-        if watch is not None:
-            failure = watch.finish()
-            if failure is not None:
-                _report(loop, "Exception while restoring a closed job's WaitCtx", failure)
+    loop = _DRIVING_LOOP.get()
+    if loop is None or loop.is_closed():
+        close = getattr(coro, "close", None)
+        if close is not None:
+            close()  # never awaited: say nothing about it
+        raise AsyncError("await_coroutine() is for code inside a job that aio.run_job() drives")
+    result: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+    def start() -> None:
+        # (left pending, not running: a pending future can be cancelled when the job is closed)
+        if result.cancelled():  # the job was closed before the loop got here
+            close = getattr(coro, "close", None)
+            if close is not None:
+                close()
+            return
+        task = asyncio.ensure_future(coro)
+
+        def done(t: asyncio.Future[_T]) -> None:
+            if result.done():
+                return
+            if t.cancelled():
+                result.cancel()
+            elif t.exception() is not None:
+                result.set_exception(t.exception())
+            else:
+                result.set_result(t.result())
+
+        task.add_done_callback(done)
+        result.add_done_callback(lambda f: loop.call_soon_threadsafe(task.cancel) if f.cancelled() else None)
+
+    loop.call_soon_threadsafe(start)
+    return await_future(result, notify=notify)

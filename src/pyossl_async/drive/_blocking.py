@@ -16,7 +16,7 @@ from .._constants import Status
 from .._errors import AsyncError
 from .._protocol import Backend, Job, WaitCtx
 from .._unraisable import report_unraisable
-from ._core import RETRY, WAIT, PauseWatch, check_timeout, resolve, start_failed
+from ._core import RETRY, WAIT, Outcome, PauseWatch, check_timeout, resolve, start_failed
 from ._notify import notifier
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def run_job(
     timeout: Optional[float] = None,
     close_timeout: Optional[float] = None,
 ) -> Any:
-    """Start ``func(args)`` in a job and drive it to the end; its result.
+    """Start ``func(args)`` in a job and drive it to the end; what ``func`` returned (any value).
 
     Blocks the calling thread. After each ``PAUSE`` it waits on the context's
     wait fds and for the wait-ctx callback, as the job's engine asks, then
@@ -123,10 +123,11 @@ def run_job(
     be, wctx, owns = resolve(backend, ctx)
     deadline = None if limit is None else time.monotonic() + limit
     watch = BlockingWatch(wctx, owns_ctx=owns)
+    outcome = Outcome()
     job: Optional[Job] = None
     try:
         watch.install()
-        status, job, ret = be.start_job(None, wctx, func, args)
+        status, job, _ = be.start_job(None, wctx, outcome.job(func), args)
         while status == Status.PAUSE:
             if deadline is not None and time.monotonic() >= deadline:
                 _timed_out(job, limit, close_timeout)
@@ -137,7 +138,7 @@ def run_job(
             elif action == RETRY and deadline is not None and time.monotonic() >= deadline:
                 _timed_out(job, limit, close_timeout)
             watch.before_resume()
-            status, job, ret = be.start_job(job, wctx, None)
+            status, job, _ = be.start_job(job, wctx, None)
         job = None
         if status != Status.FINISH:
             raise start_failed(be, status)
@@ -152,7 +153,7 @@ def run_job(
     failure = watch.finish()
     if failure is not None:
         raise failure
-    return ret
+    return outcome.value
 
 
 def close_quietly(job: Optional[Job], timeout: Optional[float] = None) -> Optional[BaseException]:

@@ -42,6 +42,7 @@ __all__ = [
     "RESUME",
     "RETRY",
     "WAIT",
+    "Outcome",
     "PauseWatch",
     "check_timeout",
     "poll_readable",
@@ -104,6 +105,24 @@ def start_failed(backend: Backend, status: Status) -> AsyncError:
     else:
         message = f"start_job() returned ERR on the {backend.name} backend"
     return AsyncError(message, errors)
+
+
+class Outcome:
+    """What the job function returned: drivers hand back any value, not just a C ``int``."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: Any = None
+
+    def job(self, func: Callable[[Any], Any]) -> Callable[[Any], int]:
+        """``func`` as a job function whose C result is 0 and whose value lands here."""
+
+        def job(arg: Any) -> int:
+            self.value = func(arg)
+            return 0
+
+        return job
 
 
 def poll_readable(fd: int, timeout: Optional[float]) -> bool:

@@ -1,0 +1,209 @@
+"""The drive loop of the async shells: one loop, the event loop library's primitives plugged in.
+
+``aio.run_job`` and ``trio.run_job`` run the same loop on :class:`~._core.PauseWatch`'s
+decisions: start, and at each ``PAUSE`` wait for what the engine asked (or pass
+a checkpoint), take a turn, resume; on an exception or a cancellation, close the
+job without blocking the event loop. What differs between asyncio and trio, how
+to wait, yield, shield and report, is a :class:`Shell`.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+import math
+from typing import Any, Awaitable, Callable, Dict, Optional, TypeVar
+
+from .._constants import Status
+from .._errors import AsyncError
+from .._protocol import Backend, Job, StartResult, WaitCtx
+from . import _blocking
+from ._blocking import close_quietly
+from ._core import WAIT, Outcome, PauseWatch, start_failed
+
+__all__ = ["AsyncWatch", "Shell", "drive", "unwind"]
+
+_T = TypeVar("_T")
+
+
+class AsyncWatch(PauseWatch):
+    """A :class:`PauseWatch` whose shell can wait for it without blocking its event loop."""
+
+    @abc.abstractmethod
+    async def wait(self, deadline: float = math.inf) -> bool:
+        """Until a watched fd is readable or the callback came; False at ``deadline`` (the shell's clock)."""
+
+
+class Shell(abc.ABC):
+    """One event loop's primitives, and its jobs in flight (per loop or per run)."""
+
+    #: what a ``timeout=`` that ran out raises
+    timeout_error: type = TimeoutError
+    #: the driver, as messages name it
+    driver = "run_job()"
+
+    def __init__(self) -> None:
+        #: backend name -> jobs of ours paused here (each holds a job of the thread's pool)
+        self.in_flight: Dict[str, int] = {}
+
+    @abc.abstractmethod
+    def now(self) -> float:
+        """The clock deadlines are measured on."""
+
+    @abc.abstractmethod
+    def new_watch(self, ctx: WaitCtx, *, owns_ctx: bool = False, closing: bool = False) -> AsyncWatch: ...
+
+    @abc.abstractmethod
+    async def checkpoint(self) -> None:
+        """Give the other tasks a turn, once."""
+
+    async def take_turn(self) -> None:
+        """Until this task may run a job step (a start or a resume)."""
+
+    def turn_done(self) -> None:
+        """The step :meth:`take_turn` allowed is over."""
+
+    def start(self, backend: Backend, ctx: WaitCtx, func: Callable[[Any], int], args: Any) -> StartResult:
+        return backend.start_job(None, ctx, func, args)
+
+    @abc.abstractmethod
+    async def wait_for_slot(self, name: str, deadline: float) -> None:
+        """Until another job of ours on backend ``name`` ends (``NO_JOBS`` from a full pool)."""
+
+    @abc.abstractmethod
+    def release_slot(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def is_cancellation(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is the event loop's cancellation of the task."""
+
+    @abc.abstractmethod
+    async def uncancellable(self, step: Callable[[], Awaitable[_T]]) -> _T:
+        """``await step()`` to its end, whatever cancellations arrive meanwhile."""
+
+    @abc.abstractmethod
+    def report(self, message: str, exc: BaseException, func: Any) -> None:
+        """Tell the application about an exception nobody can be given."""
+
+
+async def drive(
+    shell: Shell,
+    backend: Backend,
+    ctx: WaitCtx,
+    owns_ctx: bool,
+    func: Callable[[Any], Any],
+    args: Any,
+    deadline: float,
+    timeout: Optional[float],
+    close_timeout: Optional[float],
+) -> Any:
+    """Start ``func(args)`` in a job and drive it to the end (the caller has taken the first turn)."""
+    watch = shell.new_watch(ctx, owns_ctx=owns_ctx)
+    outcome = Outcome()
+    job_func = outcome.job(func)
+    name = backend.name
+    counted = False
+    job: Optional[Job] = None
+    try:
+        watch.install()
+        while True:
+            try:
+                status, job, _ = shell.start(backend, ctx, job_func, args)
+            finally:
+                shell.turn_done()
+            if status == Status.NO_JOBS and shell.in_flight.get(name, 0) > 0:
+                await shell.wait_for_slot(name, deadline)
+                await shell.take_turn()
+                continue
+            break
+        if status == Status.PAUSE:
+            shell.in_flight[name] = shell.in_flight.get(name, 0) + 1
+            counted = True
+        while status == Status.PAUSE:
+            if watch.after_pause() == WAIT:
+                if not await watch.wait(deadline):
+                    raise shell.timeout_error(f"the job did not finish within {timeout:g} s; it was closed")
+            else:
+                await shell.checkpoint()  # never resume without giving the others a turn
+            await shell.take_turn()
+            if shell.now() >= deadline:
+                shell.turn_done()
+                raise shell.timeout_error(f"the job did not finish within {timeout:g} s; it was closed")
+            watch.before_resume()
+            try:
+                status, job, _ = backend.start_job(job, ctx, None)
+            finally:
+                shell.turn_done()
+        job = None
+        if status != Status.FINISH:
+            raise start_failed(backend, status)
+        failure = watch.finish()
+        if failure is not None:
+            raise failure
+        return outcome.value
+    except BaseException as exc:
+        if job is not None and job.state == "paused":
+            if isinstance(exc, Exception) or shell.is_cancellation(exc):
+                failure = await unwind(shell, backend, job, close_timeout)
+            else:  # KeyboardInterrupt, GeneratorExit (the coroutine is being closed): no awaiting
+                failure = close_quietly(job, close_timeout)
+            if failure is not None:
+                if isinstance(exc, shell.timeout_error) and exc.__cause__ is None:
+                    exc.__cause__ = failure
+                else:
+                    shell.report(f"Exception while closing a job {shell.driver} gave up on", failure, func)
+        failure = watch.finish()
+        if failure is not None:
+            shell.report(f"Exception while releasing {shell.driver}'s WaitCtx", failure, func)
+        raise
+    finally:
+        if counted:
+            shell.in_flight[name] -= 1
+            shell.release_slot(name)
+
+
+async def unwind(
+    shell: Shell, backend: Backend, job: Job, timeout: Optional[float] = None
+) -> Optional[BaseException]:
+    """Close ``job`` without blocking the event loop (``drive._blocking.unwind``, awaiting);
+    the exception its unwinding raised, if any (not JobCancelled).
+
+    Cancellations meanwhile do not cut it short; ``timeout`` (default
+    ``DEFAULT_CLOSE_TIMEOUT``) does: the job then stays paused, closable again.
+    """
+    if timeout is None:
+        timeout = _blocking.DEFAULT_CLOSE_TIMEOUT
+    be: Any = backend
+    record = job._record
+    try:
+        thread = be._close_checks(record)
+    except BaseException as exc:  # noqa: BLE001 - handed to the caller
+        return exc
+    deadline = shell.now() + timeout
+    watch: Optional[AsyncWatch] = None
+    try:
+        while True:
+            if be._cancel_step(thread, record, job):
+                return None
+            if watch is None:
+                watch = shell.new_watch(record.ctx, closing=True)
+                watch.install()
+            if watch.after_pause() != WAIT:
+                await shell.uncancellable(shell.checkpoint)
+                go_on = shell.now() < deadline
+            else:
+                go_on = await shell.uncancellable(functools.partial(watch.wait, deadline))
+            if not go_on:
+                raise AsyncError(
+                    f"the job did not finish unwinding within {timeout:.3g} s: it is paused inside C code "
+                    f"whose engine has not completed; it stays paused and can be closed again"
+                )
+            watch.before_resume()
+    except BaseException as exc:  # noqa: BLE001 - handed to the caller
+        be._cancel_abort(thread, record)
+        return exc
+    finally:
+        if watch is not None:
+            failure = watch.finish()
+            if failure is not None:
+                shell.report("Exception while restoring a closed job's WaitCtx", failure, None)
