@@ -18,15 +18,38 @@ import ctypes.util
 import hashlib
 import os
 from ctypes import POINTER, byref, c_char_p, c_int, c_size_t, c_uint, c_void_p
-from typing import Optional
+from typing import Callable, Optional
 
 import pyossl_async as pa
+from pyossl_async.backends.openssl import OpenSSLBackend
 
 __all__ = ["EVP", "load"]
+
+#: a C pointer as ctypes returns a ``c_void_p`` result: an int, None for NULL
+Ptr = Optional[int]
 
 
 class EVP:
     """The few EVP functions the examples need, bound once."""
+
+    # The functions bound in __init__, by result type (their argument types are
+    # given to ctypes there, which converts and checks the arguments).
+    OpenSSL_version: Callable[[int], bytes]
+    EVP_sha256: Callable[[], Ptr]
+    EVP_PKEY_CTX_new_from_name: Callable[..., Ptr]
+    EVP_MD_CTX_new: Callable[[], Ptr]
+    EVP_Digest: Callable[..., int]
+    EVP_PKEY_keygen_init: Callable[..., int]
+    EVP_PKEY_CTX_set_group_name: Callable[..., int]
+    EVP_PKEY_generate: Callable[..., int]
+    EVP_DigestSignInit: Callable[..., int]
+    EVP_DigestSign: Callable[..., int]
+    EVP_DigestVerifyInit: Callable[..., int]
+    EVP_DigestVerify: Callable[..., int]
+    EVP_PKEY_CTX_free: Callable[[Ptr], None]
+    EVP_PKEY_free: Callable[[Ptr], None]
+    EVP_MD_CTX_free: Callable[[Ptr], None]
+    ERR_clear_error: Callable[[], None]
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -88,7 +111,7 @@ class ECKey:
     """An ``EVP_PKEY`` (P-256). Signing and verifying are thread-safe: each call has
     its own ``EVP_MD_CTX``."""
 
-    def __init__(self, evp: EVP, pkey: Optional[int]) -> None:
+    def __init__(self, evp: EVP, pkey: Ptr) -> None:
         self.evp = evp
         self.pkey = pkey
 
@@ -129,7 +152,7 @@ class ECKey:
 class HashlibOnly:
     """No libcrypto here: SHA-256 from hashlib, no signatures."""
 
-    path = None
+    path: None = None
     version = "hashlib (no libcrypto found)"
 
     def sha256(self, data: bytes) -> bytes:
@@ -142,9 +165,12 @@ class HashlibOnly:
 def libcrypto_path() -> Optional[str]:
     """The libcrypto the openssl backend uses, else the one it would try first."""
     try:
-        return str(pa.get_backend("openssl").crypto.path)  # type: ignore[attr-defined]
+        backend = pa.get_backend("openssl")
     except pa.BackendUnavailable:
         pass
+    else:
+        if isinstance(backend, OpenSSLBackend):
+            return backend.library_path
     return os.environ.get("PYOSSL_ASYNC_LIBCRYPTO") or ctypes.util.find_library("crypto")
 
 

@@ -10,9 +10,11 @@ write end, OPENSSL_free) Python passes the object instead.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import select
 import sys
+from typing import Hashable, Optional
 
 import pyossl_async as pa
 
@@ -23,12 +25,13 @@ be = pa.get_backend(parser.parse_args().backend)
 unique = object()  # int unique = 0;  (only its address is used: a key)
 
 
-def cleanup(ctx, key, r, w):  # void cleanup(ASYNC_WAIT_CTX *ctx, const void *key, OSSL_ASYNC_FD r, void *vw)
+# void cleanup(ASYNC_WAIT_CTX *ctx, const void *key, OSSL_ASYNC_FD r, void *vw)
+def cleanup(ctx: pa.WaitCtx, key: Hashable, r: int, w: int) -> None:
     os.close(r)  # close(r);
     os.close(w)  # close(*w); OPENSSL_free(w);
 
 
-def jobfunc(arg):  # int jobfunc(void *arg)
+def jobfunc(arg: bytes) -> int:  # int jobfunc(void *arg)
     buf = b"X"  # char buf = 'X';
 
     currjob = be.get_current_job()  # currjob = ASYNC_get_current_job();
@@ -47,7 +50,9 @@ def jobfunc(arg):  # int jobfunc(void *arg)
         print("Failed to create pipe")
         return 0
     wptr = pipefds[1]  # wptr = OPENSSL_malloc(...); *wptr = pipefds[1];
-    be.get_wait_ctx(currjob).set_wait_fd(unique, pipefds[0], wptr, cleanup)
+    waitctx = be.get_wait_ctx(currjob)  # ASYNC_get_wait_ctx(currjob)
+    assert waitctx is not None  # main() started the job with a context
+    waitctx.set_wait_fd(unique, pipefds[0], wptr, cleanup)
 
     # Normally some external event would cause this to happen at some
     # later point - but we do it here for demo purposes, i.e.
@@ -66,13 +71,13 @@ def jobfunc(arg):  # int jobfunc(void *arg)
     return 1
 
 
-def main():  # int main(void)
+def main() -> int:  # int main(void)
     job = None  # ASYNC_JOB *job = NULL;
     msg = b"Hello world!\0"  # unsigned char msg[13] = "Hello world!";
 
     print("Starting...")
 
-    ctx = be.WaitCtx()  # ctx = ASYNC_WAIT_CTX_new();
+    ctx: Optional[pa.WaitCtx] = be.WaitCtx()  # ctx = ASYNC_WAIT_CTX_new();  (raises rather than NULL)
     if ctx is None:
         print("Failed to create ASYNC_WAIT_CTX")
         os.abort()
@@ -85,6 +90,7 @@ def main():  # int main(void)
         if status == pa.PAUSE:  # case ASYNC_PAUSE:
             print("Job was paused")
         elif status == pa.FINISH:  # case ASYNC_FINISH:
+            assert ret is not None  # FINISH carries the job's return value
             print("Job finished with return value %d" % ret)  # noqa: UP031 - printf
             break  # goto end;
 
@@ -106,5 +112,6 @@ def main():  # int main(void)
 
 
 if __name__ == "__main__":
-    sys.stdout.reconfigure(line_buffering=True)  # C's stdout to a terminal: line by line
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # C's stdout to a terminal: line by line
     sys.exit(main())

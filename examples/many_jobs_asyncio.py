@@ -22,21 +22,51 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import sys
 import time
-from typing import Any, List
+from typing import List, Tuple
 
 import evp as evp_module
 from offload_engine import OffloadEngine
 
 import pyossl_async as pa
 from pyossl_async import aio
-from pyossl_async._progress import Progress
+
+
+class Progress:
+    """``label [i/n] item`` rewritten in place on stderr when it is a terminal; nothing otherwise."""
+
+    def __init__(self, total: int, label: str, interval: float = 0.1) -> None:
+        self.total, self.label, self.interval = total, label, interval
+        self.enabled = sys.stderr.isatty()
+        self.done = 0
+        self.last = 0.0
+        self.width = 0
+
+    def step(self, item: str) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < self.interval and self.done < self.total):
+            return
+        self.last = now
+        line = f"{self.label} [{self.done}/{self.total}] {item}"[:100]
+        sys.stderr.write("\r" + line + " " * max(self.width - len(line), 0))
+        sys.stderr.flush()
+        self.width = len(line)
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled and self.width:
+            sys.stderr.write("\r" + " " * self.width + "\r")
+            sys.stderr.flush()
 
 
 async def sign_all(
-    be: pa.Backend, engine: OffloadEngine, key: Any, n: int, together: bool, label: str
-) -> Any:
+    be: pa.Backend, engine: OffloadEngine, key: evp_module.ECKey, n: int, together: bool, label: str
+) -> Tuple[float, int, List[Tuple[bytes, bytes]]]:
     messages = [b"message %d" % i for i in range(n)]
     signatures: List[bytes] = [b""] * n
     in_flight = [0, 0]  # now, most
@@ -51,7 +81,7 @@ async def sign_all(
     with Progress(n, label) as progress:
 
         async def one(i: int) -> int:
-            ret = await aio.run_job(job, i, backend=be)
+            ret: int = await aio.run_job(job, i, backend=be)
             progress.step(f"job {i}")
             return ret
 
@@ -110,5 +140,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.stdout.reconfigure(line_buffering=True)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     sys.exit(main())

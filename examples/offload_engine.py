@@ -22,22 +22,27 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import io
 import select
 import sys
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import evp as evp_module
 
 import pyossl_async as pa
+
+T = TypeVar("T")
 
 
 class OffloadEngine:
     """The engine: what job code calls. Each method returns when the work is done;
     inside a job the job is paused meanwhile, outside a job the call blocks."""
 
-    def __init__(self, evp: Any, lanes: int = 2, latency: float = 0.005, notify: str = "fd") -> None:
+    def __init__(
+        self, evp: evp_module.EVP | evp_module.HashlibOnly, lanes: int = 2, latency: float = 0.005, notify: str = "fd"
+    ) -> None:
         self.evp = evp
         self.latency = latency
         self.notify = notify
@@ -47,7 +52,7 @@ class OffloadEngine:
         #: uses it so that the job always has paused first, however loaded the machine)
         self.gate: Optional[threading.Event] = None
 
-    def _device(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def _device(self, fn: Callable[..., T], *args: Any) -> T:
         """Runs on an accelerator lane: the device's latency, then the real work."""
         if self.latency:
             time.sleep(self.latency)
@@ -56,13 +61,13 @@ class OffloadEngine:
             gate.wait()
         return fn(*args)
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> "concurrent.futures.Future[Any]":
+    def submit(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
         return self.accelerator.submit(self._device, fn, *args)
 
     def sha256(self, data: bytes) -> bytes:
         return pa.await_future(self.submit(self.evp.sha256, data), notify=self.notify)
 
-    def sign(self, key: Any, data: bytes) -> bytes:
+    def sign(self, key: evp_module.ECKey, data: bytes) -> bytes:
         return pa.await_future(self.submit(key.sign, data), notify=self.notify)
 
     def close(self) -> None:
@@ -140,5 +145,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.stdout.reconfigure(line_buffering=True)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     sys.exit(main())

@@ -25,7 +25,7 @@ import glob
 import os
 import sys
 from ctypes import POINTER, c_char_p, c_int, c_long, c_void_p
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 import pyossl_async as pa
 from pyossl_async import aio
@@ -35,9 +35,53 @@ SSL_ERROR_WANT_READ = 2
 SSL_ERROR_WANT_WRITE = 3
 MBSTRING_ASC = 0x1001
 
+#: a C pointer as ctypes returns a ``c_void_p`` result: an int, None for NULL
+Ptr = Optional[int]
+
 
 class Lib:
     """libcrypto and libssl calls this example needs, typed once."""
+
+    # The functions bound in __init__, by result type (their argument types are
+    # in the table there: ctypes converts and checks the arguments).
+    EVP_PKEY_CTX_new_from_name: Callable[..., Ptr]
+    X509_new: Callable[[], Ptr]
+    X509_get_serialNumber: Callable[[Ptr], Ptr]
+    X509_getm_notBefore: Callable[[Ptr], Ptr]
+    X509_getm_notAfter: Callable[[Ptr], Ptr]
+    X509_gmtime_adj: Callable[[Ptr, int], Ptr]
+    X509_get_subject_name: Callable[[Ptr], Ptr]
+    EVP_sha256: Callable[[], Ptr]
+    TLS_server_method: Callable[[], Ptr]
+    TLS_client_method: Callable[[], Ptr]
+    SSL_CTX_new: Callable[[Ptr], Ptr]
+    SSL_new: Callable[[Ptr], Ptr]
+    SSL_get_current_cipher: Callable[[Ptr], Ptr]
+    EVP_PKEY_keygen_init: Callable[..., int]
+    EVP_PKEY_CTX_set_group_name: Callable[..., int]
+    EVP_PKEY_generate: Callable[..., int]
+    X509_set_version: Callable[..., int]
+    ASN1_INTEGER_set: Callable[..., int]
+    X509_set_pubkey: Callable[..., int]
+    X509_NAME_add_entry_by_txt: Callable[..., int]
+    X509_set_issuer_name: Callable[..., int]
+    X509_sign: Callable[..., int]
+    SSL_CTX_use_certificate: Callable[..., int]
+    SSL_CTX_use_PrivateKey: Callable[..., int]
+    SSL_do_handshake: Callable[..., int]
+    SSL_read: Callable[..., int]
+    SSL_write: Callable[..., int]
+    SSL_get_error: Callable[..., int]
+    BIO_new_bio_pair: Callable[..., int]
+    SSL_get_version: Callable[[Ptr], bytes]
+    SSL_CIPHER_get_name: Callable[[Ptr], bytes]
+    EVP_PKEY_CTX_free: Callable[[Ptr], None]
+    SSL_CTX_free: Callable[[Ptr], None]
+    SSL_free: Callable[[Ptr], None]
+    SSL_set_bio: Callable[..., None]
+    SSL_set_accept_state: Callable[[Ptr], None]
+    SSL_set_connect_state: Callable[[Ptr], None]
+    ERR_clear_error: Callable[[], None]
 
     def __init__(self, libcrypto: str) -> None:
         candidates = sorted(glob.glob(os.path.join(os.path.dirname(libcrypto), "libssl*.so*")))
@@ -94,7 +138,7 @@ class Lib:
             setattr(self, name, fn)
 
 
-def key_and_certificate(lib: Lib) -> tuple[int, int]:
+def key_and_certificate(lib: Lib) -> tuple[int, Ptr]:
     """An EC P-256 key and a self-signed certificate for CN=localhost."""
     kctx = lib.EVP_PKEY_CTX_new_from_name(None, b"EC", None)
     pkey = c_void_p()
@@ -121,10 +165,10 @@ def key_and_certificate(lib: Lib) -> tuple[int, int]:
     return pkey.value, cert
 
 
-def side(lib: Lib, ssl: int, role: str, result: Dict[str, Any]) -> Any:
+def side(lib: Lib, ssl: Ptr, role: str, result: Dict[str, Any]) -> Callable[[Any], int]:
     """The job of one side: handshake, one record each way, all inside this job."""
 
-    def call(fn: Any, *args: Any) -> int:
+    def call(fn: Callable[..., int], *args: Any) -> int:
         # a side waiting for its peer pauses in Python: the loop runs the others meanwhile
         while True:
             ret: int = fn(ssl, *args)
