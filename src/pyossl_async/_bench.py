@@ -222,7 +222,9 @@ def _api_start_finish(backend: Any) -> Callable[[int], float]:
     return run
 
 
-def _floor_start_finish(openssl: Any) -> Callable[[int], float]:
+def _floor_start_finish(openssl: Any, naive: bool) -> Callable[[int], float]:
+    """Bare ctypes start of a job that finishes at once (OpenSSL clears the job
+    variable on finish, so the same prebuilt arguments start a new job each time)."""
     import ctypes
 
     lib = ctypes.CDLL(openssl.crypto.path)
@@ -235,9 +237,14 @@ def _floor_start_finish(openssl: Any) -> Callable[[int], float]:
         wctx = openssl.crypto.ASYNC_WAIT_CTX_new()
         j, ret = ctypes.c_void_p(), ctypes.c_int()
         byref = ctypes.byref
+        args = (byref(j), wctx, byref(ret), job, None, 0)
         t0 = time.perf_counter()
-        for _ in range(n):
-            start(byref(j), wctx, byref(ret), job, None, 0)
+        if naive:
+            for _ in range(n):
+                start(byref(j), wctx, byref(ret), job, None, 0)
+        else:
+            for _ in range(n):
+                start(*args)
         dt = time.perf_counter() - t0
         openssl.crypto.ASYNC_WAIT_CTX_free(wctx)
         return dt
@@ -248,7 +255,21 @@ def _floor_start_finish(openssl: Any) -> Callable[[int], float]:
 # -- scaling with many paused jobs ---------------------------------------------------
 
 
-def _scaling(backend: Any, counts: List[int]) -> List[Result]:
+def _scaling(backend: Any, counts: List[int], repeats: int = 1) -> List[Result]:
+    """Per count, the median over ``repeats`` runs of the resume cost and of the
+    resident memory each paused job adds."""
+    runs = [_scaling_once(backend, counts) for _ in range(repeats)]
+    return [
+        {
+            "paused": count,
+            "resume_us": statistics.median(r[i]["resume_us"] for r in runs),
+            "rss_kib_per_job": statistics.median(r[i]["rss_kib_per_job"] for r in runs),
+        }
+        for i, count in enumerate(counts)
+    ]
+
+
+def _scaling_once(backend: Any, counts: List[int]) -> List[Result]:
     out = []
     pause = backend.pause_job
 
@@ -280,7 +301,38 @@ def _scaling(backend: Any, counts: List[int]) -> List[Result]:
 # -- many jobs on one asyncio loop ----------------------------------------------------
 
 
-def _aio_round(backend: Any, jobs: int, waits: int) -> tuple[float, float]:
+def _uvloop_available() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _run_on(loop_kind: str, coro: Any) -> Any:
+    """Run ``coro`` to its end on a new loop: ``"asyncio"`` (the default loop) or ``"uvloop"``."""
+    import asyncio
+
+    loop: asyncio.AbstractEventLoop
+    if loop_kind == "uvloop":
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+def _set_once(fut: Any) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _aio_round(backend: Any, jobs: int, waits: int, loop_kind: str = "asyncio") -> tuple[float, float]:
     """(seconds for ``jobs`` aio.run_job jobs, for as many plain coroutines), each
     making ``waits`` requests to a device thread and waiting on a pipe for the answer.
 
@@ -318,8 +370,9 @@ def _aio_round(backend: Any, jobs: int, waits: int) -> tuple[float, float]:
         loop = asyncio.get_running_loop()
         r, w = fds
         for _ in range(waits):
-            fut = loop.create_future()
-            loop.add_reader(r, fut.set_result, None)
+            fut: asyncio.Future[None] = loop.create_future()
+            # (uvloop may call a reader again before it is removed: set the result once)
+            loop.add_reader(r, _set_once, fut)
             requests.put(w)
             try:
                 await fut
@@ -341,7 +394,7 @@ def _aio_round(backend: Any, jobs: int, waits: int) -> tuple[float, float]:
     thread = threading.Thread(target=device, daemon=True)
     thread.start()
     try:
-        return asyncio.run(run_jobs()), asyncio.run(run_coroutines())
+        return _run_on(loop_kind, run_jobs()), _run_on(loop_kind, run_coroutines())
     finally:
         requests.put(None)
         thread.join()
@@ -350,12 +403,12 @@ def _aio_round(backend: Any, jobs: int, waits: int) -> tuple[float, float]:
             os.close(w)
 
 
-def _aio(backend: Any, jobs: int, waits: int, repeats: int) -> Result:
-    _aio_round(backend, max(jobs // 10, 1), waits)
+def _aio(backend: Any, jobs: int, waits: int, repeats: int, loop_kind: str = "asyncio") -> Result:
+    _aio_round(backend, max(jobs // 10, 1), waits, loop_kind)
     ours, plain = [], []
     for _ in range(repeats):
         gc.collect()
-        a, b = _aio_round(backend, jobs, waits)
+        a, b = _aio_round(backend, jobs, waits, loop_kind)
         ours.append(a / (jobs * waits) * 1e6)
         plain.append(b / (jobs * waits) * 1e6)
     o, p = statistics.median(ours), statistics.median(plain)
@@ -520,14 +573,14 @@ def run_bench(args: argparse.Namespace) -> int:
             f"gilstate={info.get('gilstate_binding')} stacks={info.get('stack_mode')}"
         )
 
-    print("\npause + resume cycle")
+    print("\npause + resume cycle (ratios against the prebuilt floor: the shape our own resume has)")
     cycle: Dict[str, Any] = {}
-    floor = measure(_floor_cycle(openssl, naive=True), n_cycle, repeats) if openssl is not None else None
-    cycle["floor"] = floor
-    print(_row("bare ctypes floor (naive loop, unsafe)", floor, floor))
+    floor: Optional[Result] = None
     if openssl is not None:
-        cycle["floor_minimal"] = measure(_floor_cycle(openssl, naive=False), n_cycle, repeats)
-        print(_row("bare ctypes, every argument prebuilt", cycle["floor_minimal"], floor))
+        floor = cycle["floor_minimal"] = measure(_floor_cycle(openssl, naive=False), n_cycle, repeats)
+        print(_row("bare ctypes floor, every argument prebuilt", floor, floor))
+        cycle["floor"] = measure(_floor_cycle(openssl, naive=True), n_cycle, repeats)
+        print(_row("bare ctypes, naive loop (unsafe)", cycle["floor"], floor))
     if openssl is not None and openssl.is_capable():
         cycle["openssl"] = measure(_api_cycle(openssl), n_cycle, repeats)
         print(_row("openssl backend", cycle["openssl"], floor))
@@ -549,16 +602,18 @@ def run_bench(args: argparse.Namespace) -> int:
         print(_row("C loop (no Python)", cycle["c"], floor) if c_us else "  C loop: no compiler/headers")
     results["cycle"] = cycle
 
-    print("\njob start + finish (pooled)")
+    print("\njob start + finish (pooled; ratios against the prebuilt start floor)")
     sf: Dict[str, Any] = {}
     if openssl is not None and openssl.is_capable():
-        sf["floor"] = measure(_floor_start_finish(openssl), n_cycle // 2, repeats)
-        print(_row("bare ctypes floor (naive loop)", sf["floor"], sf["floor"]))
+        sf["floor_minimal"] = measure(_floor_start_finish(openssl, naive=False), n_cycle // 2, repeats)
+        print(_row("bare ctypes floor, every argument prebuilt", sf["floor_minimal"], sf["floor_minimal"]))
+        sf["floor"] = measure(_floor_start_finish(openssl, naive=True), n_cycle // 2, repeats)
+        print(_row("bare ctypes, naive loop", sf["floor"], sf["floor_minimal"]))
         sf["openssl"] = measure(_api_start_finish(openssl), n_cycle // 2, repeats)
-        print(_row("openssl backend", sf["openssl"], sf["floor"]))
+        print(_row("openssl backend", sf["openssl"], sf["floor_minimal"]))
     if "python" in names:
         sf["python"] = measure(_api_start_finish(_registry.get_backend("python")), max(n_cycle // 40, 500), repeats)
-        print(_row("python backend", sf["python"], sf.get("floor")))
+        print(_row("python backend", sf["python"], sf.get("floor_minimal")))
     results["start_finish"] = sf
 
     counts = [10, 100, 1000] if quick else [10, 100, 1000, 10000]
@@ -568,9 +623,9 @@ def run_bench(args: argparse.Namespace) -> int:
         if not backend.is_capable():
             continue
         use = counts if name == "openssl" else [c for c in counts if c <= 1000]
-        rows = _scaling(backend, use)
+        rows = _scaling(backend, use, 3 if quick else 5)
         results["scaling"][name] = rows
-        print(f"\n{name}: paused jobs -> resume cost, RSS per paused job")
+        print(f"\n{name}: paused jobs -> resume cost, RSS per paused job (medians of {3 if quick else 5} runs)")
         base = rows[0]["resume_us"]
         for r in rows:
             print(
@@ -578,19 +633,26 @@ def run_bench(args: argparse.Namespace) -> int:
                 f"   {r['rss_kib_per_job']:7.1f} KiB/job"
             )
 
-    print("\naio.run_job: jobs in flight on one asyncio loop, each pausing for a device thread's answer")
+    loops = ["asyncio"] + (["uvloop"] if _uvloop_available() else [])
+    aio_jobs = 200 if quick else 1000
+    print(
+        f"\naio.run_job: {aio_jobs} jobs in flight on one loop (as many for each backend), "
+        "each pausing for a device thread's answer, against plain coroutines awaiting the same answer"
+    )
+    if len(loops) == 1:
+        print("  (uvloop not installed: its rows are skipped; pip install uvloop)")
     results["aio"] = {}
-    for name in names:
-        backend = _registry.get_backend(name)
-        if not backend.is_capable():
-            continue
-        jobs = 1000 if name == "openssl" else 200
-        r = _aio(backend, jobs, 5 if quick else 20, 3 if quick else 5)
-        results["aio"][name] = r
-        print(
-            f"  {name:<8} {jobs:>4} jobs: {r['job_us']:7.2f}us per pause, plain coroutine awaiting the same "
-            f"answer {r['coroutine_us']:6.2f}us: {r['ratio']:.2f}x"
-        )
+    for loop_kind in loops:
+        for name in names:
+            backend = _registry.get_backend(name)
+            if not backend.is_capable():
+                continue
+            r = _aio(backend, aio_jobs, 5 if quick else 20, 3 if quick else 5, loop_kind)
+            results["aio"][f"{name}/{loop_kind}" if loop_kind != "asyncio" else name] = r
+            print(
+                f"  {name:<8} on {loop_kind:<8} {r['job_us']:7.2f}us per pause, plain coroutine "
+                f"{r['coroutine_us']:6.2f}us: {r['ratio']:.2f}x"
+            )
 
     print(
         "\naio.run_job burst: jobs started at once, each awaiting a thread pool; "
@@ -615,6 +677,12 @@ def run_bench(args: argparse.Namespace) -> int:
             f"cancel {r['cancel_ms']:.1f} ms vs {r['coroutine_cancel_ms']:.1f} ms"
         )
 
+    results["targets"] = _targets(results)
+    print("\ntargets (issue 15; figures of this run)")
+    for t in results["targets"]:
+        verdict = {True: "met", False: "MISSED", None: "n/a"}[t["met"]]
+        print(f"  {t['target']:<62} {t['value']:<28} {verdict}")
+
     if getattr(args, "json", None):
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2, default=str)
@@ -622,6 +690,43 @@ def run_bench(args: argparse.Namespace) -> int:
     if getattr(args, "plot", None):
         _plot(results, args.plot)
     return 0
+
+
+def _targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Each performance target with this run's figure and whether it is met (None: not measured)."""
+    out: List[Dict[str, Any]] = []
+
+    def add(target: str, value: Optional[float], limit: float, unit: str = "x") -> None:
+        shown = "not measured" if value is None else f"{value:.2f}{unit}"
+        out.append({"target": target, "value": shown, "met": None if value is None else value <= limit})
+
+    def ratio(a: Optional[Result], b: Optional[Result]) -> Optional[float]:
+        return a["median"] / b["median"] if a and b else None
+
+    cycle, sf = results.get("cycle", {}), results.get("start_finish", {})
+    new_gil = sys.version_info >= (3, 12)
+    limit = 1.5 if new_gil else 3.0
+    add(f"openssl cycle <= {limit:g}x prebuilt floor ({'3.12+' if new_gil else '3.9-3.11'})",
+        ratio(cycle.get("openssl"), cycle.get("floor_minimal")), limit)
+    add("openssl start+finish <= 5x prebuilt start floor",
+        ratio(sf.get("openssl"), sf.get("floor_minimal")), 5.0)
+    for key, r in results.get("aio", {}).items():
+        on_uv = key.endswith("/uvloop")
+        cap = 2.5 if on_uv else 2.0
+        add(f"aio.run_job per wait <= {cap:g}x plain coroutine ({key}{'' if on_uv else '/asyncio'})", r["ratio"], cap)
+    add("python cycle (greenlet engine) <= 3x openssl cycle", None, 3.0)
+    if "python" in cycle and "openssl" in cycle:
+        out.append({
+            "target": "python cycle on threads (informational: vs openssl)",
+            "value": f"{ratio(cycle['python'], cycle['openssl']):.2f}x",
+            "met": None,
+        })
+    for name, rows in results.get("scaling", {}).items():
+        add(f"{name}: RSS per paused job < 32 KiB (at {rows[-1]['paused']} paused)",
+            rows[-1]["rss_kib_per_job"], 32.0, " KiB")
+    for name, r in results.get("burst", {}).items():
+        add(f"{name}: burst stall <= {STALL_TARGET:g}x plain coroutines", r["ratio"], STALL_TARGET)
+    return out
 
 
 def _plot(results: Dict[str, Any], path: str) -> None:
