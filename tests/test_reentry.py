@@ -342,9 +342,10 @@ def test_a_start_inside_threadings_own_bookkeeping_does_not_hang(name: str) -> N
     returns ``NO_JOBS`` (no job could be made, as when C cannot allocate one); the
     openssl backend makes no thread and runs the job."""
     load_backend(name)
-    proc = run_isolated(INSIDE_THREADINGS_BOOKKEEPING.replace("NAME", repr(name)), timeout=60, **{k: v for k, v in DEV.items() if k != "timeout"})  # type: ignore[arg-type]
+    code = INSIDE_THREADINGS_BOOKKEEPING.replace("NAME", repr(name))
+    proc = run_isolated(code, args=DEV["args"], env=DEV["env"], timeout=60)  # type: ignore[arg-type]
     expected = ["NO_JOBS"] if name == "python" else ["PAUSE", "FINISH"]
-    assert proc.stdout.split() == expected + ["PAUSE", "FINISH"], proc.stdout + proc.stderr
+    assert proc.stdout.split() == [*expected, "PAUSE", "FINISH"], proc.stdout + proc.stderr
 
 
 PAUSE_FROM_A_HANDLER = r"""
