@@ -4,6 +4,7 @@ No policy lives here: this package knows C names and C types, and nothing about
 jobs, thread states or the public API.
 """
 
+from ._calls import c_call
 from ._dlinfo import loaded_library_file
 from ._errqueue import drain_errors, err_get_lib, err_get_reason
 from ._loader import ENV_LIBCRYPTO, LibCrypto, LibraryRejected, candidate_paths, load_libcrypto
@@ -15,6 +16,7 @@ __all__ = [
     "LibCrypto",
     "LibraryRejected",
     "Prototype",
+    "c_call",
     "candidate_paths",
     "drain_errors",
     "err_get_lib",

@@ -10,13 +10,12 @@ C lets go of them: on ``clear_fd`` (C never cleans up a cleared fd) and on free.
 from __future__ import annotations
 
 import ctypes
-import functools
 import itertools
 from ctypes import byref, c_int, c_size_t, c_void_p
-from typing import TYPE_CHECKING, Any, Callable, Dict, Hashable, List, NamedTuple, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, Hashable, List, NamedTuple, Optional
 
 from .._constants import WaitStatus
-from .._errors import from_conversion_failure
+from .._libcrypto import c_call as _c_call
 from .._libcrypto._types import ASYNC_callback_fn, ASYNC_cleanup_fn
 from .._native._libs import address_of
 from .._unraisable import report_unraisable
@@ -86,23 +85,6 @@ _cleanup_thunk, _callback_thunk = _make_thunks(_tables)
 _CLEANUP = address_of(_cleanup_thunk)
 _CALLBACK = address_of(_callback_thunk)
 
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _c_call(method: _F) -> _F:
-    """Our own C calls fail to convert an argument only when the interpreter cannot
-    (3.9-3.11 wrap a RecursionError at the recursion limit, or a MemoryError, in
-    ``ctypes.ArgumentError``): raise what it stands for."""
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(*args, **kwargs)
-        except ctypes.ArgumentError as exc:
-            raise from_conversion_failure(exc) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 class ForeignCallback:

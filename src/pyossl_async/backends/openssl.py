@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from .._constants import Status
 from .._errors import AsyncError, ErrorEntry, JobCancelled, from_conversion_failure
-from .._libcrypto import LibCrypto, drain_errors
+from .._libcrypto import LibCrypto, c_call, drain_errors
 from .._native._runner import C_STACK_PER_CALL, ENV_STACK_SIZE, JobRunner, NativeSupport
 from .._protocol import BackendName
 from .._validate import init_size_limit, size_t
@@ -95,6 +95,7 @@ class OpenSSLBackend(BackendBase):
 
     # -- capabilities ------------------------------------------------------------
 
+    @c_call
     def is_capable(self) -> bool:
         """True when libcrypto can run jobs here and so can our thread/stack machinery."""
         return self.native is not None and bool(self.crypto.ASYNC_is_capable())
@@ -117,6 +118,7 @@ class OpenSSLBackend(BackendBase):
 
     # -- per-thread pool ---------------------------------------------------------
 
+    @c_call
     def init_thread(self, max_size: int = 0, init_size: int = 0) -> bool:
         self._refuse_reentry(self._threads.get(threading.get_ident()), "init_thread()")
         max_size = size_t(max_size, "max_size")
@@ -132,14 +134,17 @@ class OpenSSLBackend(BackendBase):
             raise exc
         return ok
 
+    @c_call
     def _engine_cleanup_thread(self, thread: Optional[ThreadJobs]) -> None:
         self.crypto.ASYNC_cleanup_thread()
         if thread is not None and thread.engine is not None:
             thread.engine.trim()
 
+    @c_call
     def block_pause(self) -> None:
         self.crypto.ASYNC_block_pause()
 
+    @c_call
     def unblock_pause(self) -> None:
         self.crypto.ASYNC_unblock_pause()
 
@@ -200,6 +205,7 @@ class OpenSSLBackend(BackendBase):
                 self._drop_engine_fds(thread.engine)
         return STATUSES[status]
 
+    @c_call
     def _engine_settle(self, thread: ThreadJobs, record: JobRecord) -> Optional[Status]:
         ex = record.engine
         runner: Optional[JobRunner] = thread.engine
@@ -241,6 +247,7 @@ class OpenSSLBackend(BackendBase):
             thread.engine.forked_inside_job = True
         super()._after_fork_in_child()
 
+    @c_call
     def _engine_thread_exited(self, thread: ThreadJobs) -> None:
         runner = thread.engine
         if runner is None:
