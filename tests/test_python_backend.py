@@ -195,6 +195,31 @@ def test_a_thread_the_os_refuses_is_a_job_that_cannot_be_created(
     assert pool.curr_size == 1 and len(pool.idle) == 2  # a's worker joined the new pool
 
 
+def test_a_worker_whose_start_was_interrupted_does_not_outlive_it(
+    py: PythonBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: Ctrl-C (or any handler's exception) landing while ``Thread.start`` waited
+    for a new worker left that thread idle for good; under an interrupt storm they
+    piled up by the hundred. Now the start fails with the exception and the thread ends."""
+    py.cleanup_thread()
+    before = len(worker_threads())
+    original = threading.Thread.start
+
+    def interrupted(self: threading.Thread) -> None:
+        original(self)  # the OS thread runs...
+        raise KeyboardInterrupt  # ...and the caller is interrupted before it hears so
+
+    with monkeypatch.context() as m:
+        m.setattr(threading.Thread, "start", interrupted)
+        with py.WaitCtx() as ctx:
+            with pytest.raises(KeyboardInterrupt):
+                py.start_job(None, ctx, lambda arg: 1)
+    assert wait_for(lambda: len(worker_threads()) == before)
+    assert py.info()["worker_threads"] == 0
+    with py.WaitCtx() as ctx:  # and the backend goes on
+        assert py.start_job(None, ctx, lambda arg: 6) == (pa.FINISH, None, 6)
+
+
 def test_driving_threads_have_separate_pools(py: PythonBackend) -> None:
     assert py.init_thread(1, 0)
     log: List[Any] = []

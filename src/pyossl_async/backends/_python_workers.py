@@ -123,13 +123,21 @@ class Worker:
             # this thread: a new thread would block on it for good, and we with it
             raise WorkerStartError("this thread is inside threading's bookkeeping (interrupted by a handler)")
         thread = threading.Thread(target=self._main, name=name, daemon=True)
-        try:
-            thread.start()  # returns once the thread runs: ident is known
-        except RuntimeError as exc:  # "can't start new thread", or interpreter shutdown
-            raise WorkerStartError(str(exc)) from exc
         self._thread = thread
-        self.ident: int = thread.ident  # type: ignore[assignment]
-        registry[self.ident] = self
+        try:
+            try:
+                thread.start()  # returns once the thread runs: ident is known
+            except RuntimeError as exc:  # "can't start new thread", or interpreter shutdown
+                raise WorkerStartError(str(exc)) from exc
+            self.ident: int = thread.ident  # type: ignore[assignment]
+            registry[self.ident] = self
+        except BaseException:
+            # Interrupted (a signal handler's exception) while the thread started:
+            # nobody will ever give it a job, so it must end instead of idling for
+            # good. Under an interrupt storm these leaked threads piled up by the
+            # hundred and slowed every later start down (more interrupted starts).
+            self.stop()
+            raise
 
     # -- driving thread --------------------------------------------------------------
 
