@@ -368,7 +368,9 @@ class _NestedUnit:
         self.stack = runner.stacks.get()
         self.back = UContext(native.libc, native.abi)
         self.start = UContext(native.libc, native.abi)
-        self.entry = CFUNCTYPE(None)(runner._entry)
+        if runner.nested_entry is None:  # one C entry point for all of the runner's units
+            runner.nested_entry = CFUNCTYPE(None)(runner._entry)
+        self.entry = runner.nested_entry
         self.start.make(self.stack.base, self.stack.size, self.back, address_of(self.entry))
         swap = functools.partial(native.libc.swapcontext, self.back.buffer, self.start.buffer)
         self.trampoline = CFUNCTYPE(c_int)(swap)
@@ -471,6 +473,8 @@ class JobRunner:
         frames = iter(functools.partial(operator.attrgetter("current_frame"), self), _NO_FRAME)
         self._entry = functools.partial(next, map(next, frames, itertools.repeat(0)))
         self._openssl_entry: Any = None
+        #: the C function pointer to ``_entry`` that every ``_NestedUnit`` starts at
+        self.nested_entry: Any = None
         #: this thread's stack allocator state (OpenSSL 3.2+ stacks): see _OpenSSLStacks
         self._allocator: Optional[_ThreadAllocator] = None
         if native.stack_mode == "openssl":
