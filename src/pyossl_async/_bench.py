@@ -22,7 +22,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 from . import _registry
-from ._cli import CliError, check_output_path, require_backends
+from ._cli_support import CliError, check_output_path, require_backends
 from ._constants import Status
 
 __all__ = ["check_bench_args", "measure", "run_bench"]

@@ -11,10 +11,17 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 from . import _registry
-from ._errors import BackendUnavailable
+from ._cli_support import (
+    CliError,
+    check_output_path,
+    describe_backend,
+    get_backend_or_refuse,
+    plural,
+    require_backends,
+)
 
 __all__ = ["CliError", "check_output_path", "main", "plural", "require_backends"]
 
@@ -24,68 +31,6 @@ DESCRIPTION = "Drive OpenSSL's ASYNC jobs from Python: the man page's example, d
 EXIT_CANNOT_RUN = 2
 #: exit status when the reader of our output went away (``| head``); see ``main``
 EXIT_BROKEN_PIPE = 1
-
-
-class CliError(Exception):
-    """A one-line reason why a command cannot run as asked; ``main`` prints it."""
-
-
-def plural(count: int, noun: str, nouns: Optional[str] = None) -> str:
-    """``"1 scenario"``, ``"2 scenarios"``, ``"0 scenarios"``."""
-    return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
-
-
-def check_output_path(option: str, path: str) -> None:
-    """Refuse (CliError) an output file that could not be written, before any work.
-
-    The directory must exist, and the file must be writable or creatable there.
-    A file that does not exist yet is created and removed again to find out, so
-    the answer holds whatever the permissions model (root, read-only mounts).
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise CliError(f"{option} {path}: is a directory")
-    if not os.path.isdir(directory):
-        raise CliError(f"{option} {path}: no such directory {directory}")
-    try:
-        if os.path.exists(path):
-            with open(path, "a"):
-                pass
-        else:
-            with open(path, "x"):
-                pass
-            os.unlink(path)
-    except OSError as exc:
-        raise CliError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
-
-
-def _get_backend(name: Optional[str]) -> Any:
-    """``_registry.get_backend(name)``, its refusals as CliError."""
-    try:
-        return _registry.get_backend(name)
-    except (BackendUnavailable, ValueError) as exc:
-        raise CliError(str(exc)) from None
-
-
-def require_backends(requested: Dict[str, str]) -> None:
-    """Each backend asked for (name -> the setting that asks) must load and run jobs, else CliError."""
-    for name, asked in requested.items():
-        try:
-            backend = _registry.get_backend(name)
-        except BackendUnavailable as exc:
-            why = str(exc)
-            raise CliError(why if why.startswith(asked) else f"{asked}: backend {name} is unavailable: {why}") from None
-        if not backend.is_capable():
-            why = getattr(backend, "native_error", "") or "ASYNC_is_capable() is false"
-            raise CliError(f"{asked}: backend {describe_backend(backend)} loads but cannot run jobs here: {why}")
-
-
-def describe_backend(backend: Any) -> str:
-    """``"openssl (OpenSSL 3.0.19 27 Jan 2026, /usr/lib/.../libcrypto.so.3)"``, ``"python (pure Python)"``."""
-    version = getattr(backend, "openssl_version", None)
-    if version is None:
-        return f"{backend.name} (pure Python)"
-    return f"{backend.name} ({version}, {getattr(backend, 'library_path', '?')})"
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -98,7 +43,7 @@ def _demo(args: argparse.Namespace) -> int:
     if args.backend is not None:
         asked = {args.backend: f"--backend {args.backend}"}
     require_backends(asked)  # asked for but unable to run jobs: refused before the first line
-    backend = _get_backend(args.backend)
+    backend = get_backend_or_refuse(args.backend)
     # stdout stays byte for byte what the C example prints; what ran goes to stderr
     print(f"pyossl_async demo: backend {describe_backend(backend)}", file=sys.stderr, flush=True)
     return run_demo(backend, write=lambda line: print(line, flush=True))

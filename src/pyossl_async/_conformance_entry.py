@@ -23,7 +23,7 @@ import sys
 from typing import Dict, Tuple
 
 from . import _registry
-from ._cli import CliError, require_backends
+from ._cli_support import CliError, require_backends
 
 __all__ = ["ENV_REQUIRE", "requirements", "run_conformance"]
 
