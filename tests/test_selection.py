@@ -388,3 +388,23 @@ def test_demo_with_an_explicit_backend_ignores_the_library_variable() -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("Starting...")
     assert proc.stderr == "pyossl_async demo: backend python (pure Python)\n"
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize(
+    "value, why",
+    [("12q", "not a size: '12q'"), ("1k", "job stack size 1024 is below the minimum 65536")],
+)
+def test_a_bad_stack_size_names_the_variable(value: str, why: str) -> None:
+    """Before: ``invalid literal for int() with base 10: '12q'``, naming nothing."""
+    if "openssl" not in pa.available_backends():
+        pytest.skip("openssl unavailable")
+    code = """
+import pyossl_async as pa
+try:
+    pa.get_backend("openssl")
+except ValueError as exc:
+    print(exc)
+"""
+    out = run_isolated(code, env={"PYOSSL_ASYNC_STACK_SIZE": value}).stdout.strip()
+    assert out.startswith(f"PYOSSL_ASYNC_STACK_SIZE={value!r}: ") and why in out, out

@@ -88,7 +88,10 @@ def parse_size(text: str) -> int:
     if t and t[-1] in "kmg":
         scale = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[t[-1]]
         t = t[:-1]
-    value = int(t) * scale
+    try:
+        value = int(t) * scale
+    except ValueError:
+        raise ValueError(f"not a size: {text!r} (a byte count, or a number with k, M or G)") from None
     if value < MIN_STACK_SIZE:
         raise ValueError(f"job stack size {value} is below the minimum {MIN_STACK_SIZE}")
     return value
@@ -299,7 +302,10 @@ class NativeSupport:
         self.async_exc = AsyncExceptions(self.api)
         self.crypto = crypto
         env_size = os.environ.get(ENV_STACK_SIZE)
-        self.stack_size = parse_size(env_size) if env_size else DEFAULT_STACK_SIZE
+        try:
+            self.stack_size = parse_size(env_size) if env_size else DEFAULT_STACK_SIZE
+        except ValueError as exc:
+            raise ValueError(f"{ENV_STACK_SIZE}={env_size!r}: {exc}") from None
         self.start_job_address = crypto.address("ASYNC_start_job")
         # untyped fast bindings for the two hottest calls (typed ones are in the table)
         fast = ctypes.CDLL(crypto.path)
