@@ -133,6 +133,12 @@ def test_signatures() -> None:
     assert inspect.signature(pa.init_thread).parameters["max_size"].default == 0
 
 
+def test_backends_are_instances_of_the_protocol(backend: pa.Backend) -> None:
+    assert isinstance(backend, pa.Backend)
+    assert not isinstance(object(), pa.Backend)
+    assert not isinstance(backend.WaitCtx, pa.Backend)
+
+
 def test_backend_surface(backend: pa.Backend) -> None:
     for name in BACKEND_METHODS:
         assert callable(getattr(backend, name)), name

@@ -12,7 +12,18 @@ from __future__ import annotations
 
 import abc
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Callable, Hashable, NamedTuple, Optional, Protocol, Tuple, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Hashable,
+    NamedTuple,
+    Optional,
+    Protocol,
+    Tuple,
+    TypeVar,
+    runtime_checkable,
+)
 
 from ._constants import Status
 from ._errors import ErrorEntry
@@ -144,8 +155,12 @@ class WaitCtx(metaclass=_WaitCtxMeta):
 WaitCtxT = WaitCtx
 
 
+@runtime_checkable
 class Backend(Protocol):
-    """One implementation of OpenSSL's ASYNC API (``"openssl"`` or ``"python"``)."""
+    """One implementation of OpenSSL's ASYNC API (``"openssl"`` or ``"python"``).
+
+    Runtime-checkable: ``isinstance(x, Backend)`` checks that ``x`` has every
+    member (not their signatures)."""
 
     name: BackendName
     openssl_version: str | None
