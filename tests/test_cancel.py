@@ -131,6 +131,32 @@ def test_get_current_job_during_gc_unwinding_is_the_same_handle(backend: pa.Back
     assert ids == [first, first]
 
 
+def test_get_current_job_is_the_handle_while_a_collected_cycle_unwinds_it(backend: pa.Backend) -> None:
+    """Before: ``None`` (the collector clears weak references to a cycle before its
+    finalisers run, and the handle was found through one), so engine code in the
+    job's ``finally`` saw no current job inside a running job."""
+    seen: list[Any] = []
+
+    def job(arg: Any) -> int:
+        try:
+            backend.pause_job()
+        finally:
+            current = backend.get_current_job()
+            seen.append((current is not None, current is not None and current.state))
+            if current is not None:
+                seen.append(backend.get_wait_ctx(current) is not None)
+        return 0
+
+    with backend.WaitCtx() as ctx:
+        _, j, _ = backend.start_job(None, ctx, job)
+        cycle: list[Any] = [j]
+        cycle.append(cycle)  # only the collector can free the handle now
+        del j, cycle
+        with pytest.warns(ResourceWarning, match="garbage collected"):
+            gc.collect()
+    assert seen == [(True, "running"), True]
+
+
 def test_handle_dropped_inside_another_job_is_closed_later(backend: pa.Backend) -> None:
     log: list[str] = []
 

@@ -812,10 +812,12 @@ class BackendBase(abc.ABC):
         _, record = self._current()
         if record is None or not self._engine_in_job():
             return None
-        # while a job runs, its caller's start_job (or the finaliser that
-        # resurrected it) holds the handle, so the weak reference is alive
+        # while a job runs, its caller's start_job holds the handle, or the
+        # finaliser that unwinds it resurrected it into ``record.handle``: the
+        # collector clears weak references to a cycle before its finalisers run
         ref = record.handle_ref
-        return ref() if ref is not None else None
+        handle: Optional[Job] = ref() if ref is not None else None
+        return handle if handle is not None else record.handle
 
     def get_wait_ctx(self, job: Job) -> Any:
         """The job's ``WaitCtx``; ``None`` once it has finished (C returns NULL)."""
