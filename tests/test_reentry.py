@@ -437,8 +437,10 @@ b = pa.get_backend(NAME)
 pool = concurrent.futures.ThreadPoolExecutor(2)
 never = concurrent.futures.Future()  # an accelerator that never answers
 finally_ran = [0]
+started = [0]
 
 def job(i):
+    started[0] += 1
     try:
         return pa.await_future(never)
     finally:
@@ -447,7 +449,12 @@ def job(i):
 async def main():
     for i in range(100):
         asyncio.ensure_future(aio.run_job(job, i, backend=b))
-    await asyncio.sleep(0.2)
+    # every job started and paused (starts take turns with the loop: under load
+    # a fixed sleep could leave some never started, with no finally to run)
+    deadline = asyncio.get_running_loop().time() + 60
+    while started[0] < 100 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
 
 loop = asyncio.new_event_loop()
 loop.set_exception_handler(lambda loop, context: None)  # "Task was destroyed but it is pending"
@@ -459,7 +466,7 @@ with warnings.catch_warnings():
     for _ in range(3):
         gc.collect()
 thread = b._threads.get(threading.get_ident())
-print(json.dumps({"finally": finally_ran[0], "paused": len(thread.paused) if thread else 0}))
+print(json.dumps({"started": started[0], "finally": finally_ran[0], "paused": len(thread.paused) if thread else 0}))
 pool.shutdown()
 """
 
@@ -469,4 +476,4 @@ def test_an_abandoned_event_loop_does_not_keep_its_jobs_alive(name: str) -> None
     load_backend(name)
     proc = run_isolated(ABANDONED_LOOP.replace("NAME", repr(name)), **DEV)  # type: ignore[arg-type]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out == {"finally": 100, "paused": 0}, proc.stdout + proc.stderr
+    assert out == {"started": 100, "finally": 100, "paused": 0}, proc.stdout + proc.stderr
