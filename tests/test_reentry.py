@@ -180,12 +180,12 @@ print(json.dumps({"bad": bad, "counts": counts, "states": sorted(states), "left"
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("seed", [1, 2])
 def test_api_calls_from_a_signal_handler_storm(name: str, seed: int) -> None:
-    if name == "python" and sys.version_info < (3, 10):
-        # Open (issue 12): 3.9 runs handlers between any two bytecodes, closes cut
-        # short by the interrupts leave jobs paused, each holding a worker thread,
-        # and every new worker's threading.local scrubber scans the heap; the
-        # 2 s storm then snowballs past the 240 s limit in about 1 run of 3.
-        pytest.skip("python backend on 3.9: the storm snowballs (worker threads, heap scans); open on issue 12")
+    if name == "python":
+        # Open (issue 12): closes cut short by the interrupts leave jobs paused, each
+        # holding a worker thread (hundreds), and every new worker's threading.local
+        # scrubber scans the heap; the 2 s storm then snowballs past the 240 s limit
+        # (about 1 run of 3 on 3.9, seen on 3.10 too).
+        pytest.skip("python backend: the storm snowballs (worker threads, heap scans); open on issue 12")
     load_backend(name)
     code = STORM.replace("NAME", repr(name)).replace("SEED", str(seed)).replace("SECONDS", "2.0")
     proc = run_isolated(code, **DEV)  # type: ignore[arg-type]
