@@ -572,3 +572,70 @@ def test_ctrl_c_while_run_job_waits_unwinds_a_job_paused_in_c(
     finally:
         signal.signal(signal.SIGUSR1, previous)
     assert log[-2:] == ["cancelled", "finally"]
+
+
+PYTHON_THEN_C_HOLDING_GIL = """
+import os, sys, threading
+import pyossl_async as pa
+from pyossl_async.testing import PauseEngine
+b = pa.get_backend("openssl")
+engine = PauseEngine.load(b)
+path = PATH
+log = []
+
+def job(n):
+    for i in range(n):
+        pa.pause_job()                                  # paused from Python (GIL released)
+        engine.op_holding_gil(1, path=path)             # then inside C code that holds the GIL
+        log.append(i)
+    return n
+
+ticks = []
+stop = threading.Event()
+def spin():                                             # another thread needs the GIL meanwhile
+    while not stop.is_set():
+        ticks.append(1)
+        os.sched_yield()
+spinner = threading.Thread(target=spin)
+spinner.start()
+with b.WaitCtx() as ctx:
+    if path == "callback":
+        ctx.set_callback(lambda arg: 1)
+    status, h, ret = b.start_job(None, ctx, job, 20)
+    resumes = 0
+    while status == pa.PAUSE:
+        status, h, ret = b.start_job(h, ctx, None)
+        resumes += 1
+stop.set()
+spinner.join()
+assert (status, ret) == (pa.FINISH, 20), (status, ret)
+assert log == list(range(20)), log
+assert resumes >= 40, resumes
+print("ok", b.info()["switch"])
+"""
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("dev", [False, True], ids=["plain", "dev"])
+@pytest.mark.parametrize("switch", ["native", "chain"])
+@pytest.mark.parametrize("path", PATHS)
+def test_a_job_paused_from_python_then_inside_c_holding_the_gil(
+    engine: PauseEngine, path: str, switch: str, dev: bool
+) -> None:
+    """The order that deadlocked (3.12) or aborted (3.13) when the GIL hand-over was armed
+    only for jobs whose last pause held the GIL: every switch must check, whatever came before."""
+    if switch == "native" and openssl_switch_unavailable():
+        pytest.skip("the native switch cannot run here")
+    proc = run_isolated(
+        PYTHON_THEN_C_HOLDING_GIL.replace("PATH", repr(path)),
+        env={"PYOSSL_ASYNC_SWITCH": switch},
+        args=("-X", "dev") if dev else (),
+        timeout=120,
+    )
+    assert proc.stdout.split() == ["ok", switch], proc.stderr
+
+
+def openssl_switch_unavailable() -> bool:
+    """True when this machine cannot map the native switch (the chain runs instead)."""
+    native = pa.get_backend("openssl").native  # type: ignore[attr-defined]
+    return native is None or (native.switch is None and "chain" not in native.switch_reason)

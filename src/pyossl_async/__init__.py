@@ -2,9 +2,11 @@
 ``ASYNC_WAIT_CTX_*``) driven from Python.
 
 Two backends implement one API: ``"openssl"`` calls the installed libcrypto
-through ctypes, ``"python"`` reproduces its behaviour without it. The functions
-below act on :func:`get_backend`'s choice; call methods of a backend object to
-use a specific one.
+through ctypes, ``"python"`` reproduces its behaviour without it. Inside a job,
+the functions below act on the job that runs the calling code, whichever
+backend runs it; ``start_job`` resumes a job on its own backend and starts one
+on its context's backend. Everywhere else they act on :func:`get_backend`'s
+choice. Call methods of a backend object to use a specific one.
 
 * :func:`run_job` drives a job to its end, blocking; :mod:`pyossl_async.aio` does
   it in asyncio (``await aio.run_job(...)``), :mod:`pyossl_async.trio` in trio.
@@ -35,6 +37,8 @@ from ._errors import (
 )
 from ._protocol import Backend, BackendName, Job, StartResult, WaitCtx
 from ._registry import available_backends, get_backend
+from ._running import RUNNING_JOB as _RUNNING_JOB
+from ._running import running_record as _running_record
 from .drive._blocking import DEFAULT_CLOSE_TIMEOUT
 from .engine import await_future, wait_for_fd
 
@@ -107,6 +111,15 @@ def cleanup_thread() -> None:
     get_backend().cleanup_thread()
 
 
+def _here() -> Backend:
+    """The backend of the job running the calling code; outside any job, the default one."""
+    record = _running_record()
+    if record is not None:
+        backend: Backend = record.backend
+        return backend
+    return get_backend()
+
+
 def start_job(
     job: _Optional[Job], ctx: _Optional[WaitCtx], func: _Optional[_Callable[[_Any], int]], args: _Any = None
 ) -> StartResult:
@@ -114,23 +127,38 @@ def start_job(
 
     Returns a :class:`StartResult` ``(status, job, result)``: ``(PAUSE, job, None)``,
     ``(FINISH, None, result)``, ``(NO_JOBS, None, None)`` or ``(ERR, None, None)``.
+    A job is resumed by the backend that runs it; a new job starts on ``ctx``'s
+    backend, or on the default backend when ``ctx`` is None.
     """
-    return get_backend().start_job(job, ctx, func, args)
+    if job.__class__ is Job:
+        return job._record.backend.start_job(job, ctx, func, args)  # type: ignore[no-any-return]
+    if isinstance(ctx, WaitCtx):
+        return ctx.backend.start_job(job, ctx, func, args)
+    return _here().start_job(job, ctx, func, args)
 
 
 def pause_job() -> bool:
-    """``ASYNC_pause_job``: return control to the caller of ``start_job``."""
+    """``ASYNC_pause_job``: return control to the caller of ``start_job`` (of the job
+    running the calling code, whichever backend runs it); ``True`` at once outside a job."""
+    record = _RUNNING_JOB.get()
+    if record is not None:
+        return record.backend.pause_job()  # type: ignore[no-any-return]
     return get_backend().pause_job()
 
 
 def get_current_job() -> _Optional[Job]:
-    """The job this code runs in, or None."""
+    """The job running the calling code (whichever backend runs it), or None."""
+    record = _RUNNING_JOB.get()
+    if record is not None:
+        return record.backend.get_current_job()  # type: ignore[no-any-return]
     return get_backend().get_current_job()
 
 
 def get_wait_ctx(job: Job) -> _Optional[WaitCtx]:
     """The wait context ``job`` was started with (None once it has finished)."""
-    return get_backend().get_wait_ctx(job)
+    handle: _Any = job  # (anything else: the default backend raises its TypeError)
+    backend = handle.backend if isinstance(handle, Job) else get_backend()
+    return backend.get_wait_ctx(job)
 
 
 def current_wait_ctx() -> WaitCtx:
@@ -150,18 +178,19 @@ def current_wait_ctx() -> WaitCtx:
 
 
 def block_pause() -> None:
-    """``ASYNC_block_pause``: make ``pause_job`` a no-op until unblocked (nests)."""
-    get_backend().block_pause()
+    """``ASYNC_block_pause``: make ``pause_job`` a no-op until unblocked (nests); inside a
+    job, for the backend that runs it."""
+    _here().block_pause()
 
 
 def unblock_pause() -> None:
-    """``ASYNC_unblock_pause``."""
-    get_backend().unblock_pause()
+    """``ASYNC_unblock_pause`` (the backend as for :func:`block_pause`)."""
+    _here().unblock_pause()
 
 
 def pause_blocked() -> _ContextManager[None]:
-    """``with pause_blocked():`` blocks pausing for the block."""
-    return get_backend().pause_blocked()
+    """``with pause_blocked():`` blocks pausing for the block (the backend as for :func:`block_pause`)."""
+    return _here().pause_blocked()
 
 
 def run_job(

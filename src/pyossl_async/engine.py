@@ -23,8 +23,9 @@ pausing, as an engine must; outside a job they simply block. If the job is
 closed while it waits (``JobCancelled``), the future is cancelled (when it has
 not started yet) and its later completion is ignored.
 
-The job's backend is found by asking each loaded backend for its current job,
-so the helpers work under either backend whatever the default is.
+The job's backend is the one running the calling code (found from the job's
+own context, see ``_running``), so the helpers work under either backend
+whatever the default is.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, TypeVar
 
 from ._constants import WaitStatus
 from ._errors import AsyncError
+from ._running import running_record
 from ._unraisable import report_unraisable
 from .drive._core import poll_readable as _readable
 
@@ -56,6 +58,12 @@ _NOTIFY_MODES = ("auto", "fd", "callback")
 
 def current_job() -> Tuple[Optional[Backend], Optional[Job]]:
     """``(backend, job)`` for the job running in the caller, or ``(None, None)``."""
+    record = running_record()
+    if record is not None:
+        backend: Backend = record.backend
+        job = backend.get_current_job()
+        if job is not None:
+            return backend, job
     from ._registry import _loaded
 
     for backend in list(_loaded.values()):

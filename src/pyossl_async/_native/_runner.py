@@ -36,6 +36,7 @@ from ._ffi import FfiCall
 from ._gilguard import GilGuard, Step, check_usable
 from ._libs import Libc, Libffi, PyApi, address_of
 from ._stacks import GuardedStack, StackPool
+from ._switch import REFUSED, NativeSwitch, SwitchBlock, load_switch
 from ._tstate import AsyncExceptions, GilStateBinding, ThreadStatePool
 from ._ucontext import UContext
 
@@ -44,9 +45,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_STACK_SIZE",
-    "ENV_GIL_GUARD",
     "ENV_STACK_MODE",
     "ENV_STACK_SIZE",
+    "ENV_SWITCH",
+    "REFUSED",
     "Execution",
     "JobBody",
     "JobRunner",
@@ -63,22 +65,19 @@ DEFAULT_STACK_SIZE = 4 << 20
 MIN_STACK_SIZE = 64 << 10
 ENV_STACK_SIZE = "PYOSSL_ASYNC_STACK_SIZE"
 ENV_STACK_MODE = "PYOSSL_ASYNC_STACK_MODE"
-ENV_GIL_GUARD = "PYOSSL_ASYNC_GIL_GUARD"
+ENV_SWITCH = "PYOSSL_ASYNC_SWITCH"
+SWITCH_MODES = ("auto", "native", "chain")
 #: the helper stacks of the call chains only run C (and, on 3.2+, the stack
 #: allocator callback); they never run job code
 CHAIN_SLICE = 256 << 10
 
 
-def _env_switch(name: str, default: bool) -> bool:
-    """An on/off environment setting; anything else is refused with the variable named."""
-    value = os.environ.get(name, "").strip().lower()
-    if not value:
-        return default
-    if value in ("1", "on", "yes", "true"):
-        return True
-    if value in ("0", "off", "no", "false"):
-        return False
-    raise NativeUnsupported(f"{name}={value!r}: use 'on' or 'off'")
+def _switch_mode() -> str:
+    """``$PYOSSL_ASYNC_SWITCH``: ``auto`` (default), ``native`` or ``chain``."""
+    value = os.environ.get(ENV_SWITCH, "").strip().lower() or "auto"
+    if value not in SWITCH_MODES:
+        raise NativeUnsupported(f"{ENV_SWITCH}={value!r}: use one of {', '.join(SWITCH_MODES)}")
+    return value
 
 
 def parse_size(text: str) -> int:
@@ -114,7 +113,8 @@ class JobBody(Protocol):
 
 
 class _JobSlot:
-    """The ``ASYNC_JOB *`` variable ``ASYNC_start_job`` reads and writes for one job.
+    """The ``ASYNC_JOB *`` variable ``ASYNC_start_job`` reads and writes for one job
+    (call-chain switch; the native switch keeps it in its ``SwitchBlock``).
 
     OpenSSL stores the job's address in it at every PAUSE and NULL at FINISH, so a
     resume passes it as it is. ``held`` is 1 while the job is paused inside C code
@@ -132,12 +132,28 @@ class _JobSlot:
         self.held_address = ctypes.addressof(self.held)
 
 
+class _BlockSlot:
+    """A job's :class:`SwitchBlock` for the native switch: ``var`` and ``held`` are views
+    of its ``job`` and ``held`` fields, ``ref`` the prebuilt argument of every switch."""
+
+    __slots__ = ("block", "held", "ref", "var")
+
+    def __init__(self, switch: NativeSwitch, start_job: int) -> None:
+        block = self.block = switch.block(start_job)
+        base = ctypes.addressof(block)
+        block.a[0] = base + SwitchBlock.job.offset
+        block.a[2] = base + SwitchBlock.ret.offset
+        self.var = c_void_p.from_address(base + SwitchBlock.job.offset)
+        self.held = c_void_p.from_address(base + SwitchBlock.held.offset)
+        self.ref = byref(block)
+
+
 class Execution:
     """One job's native resources while it exists: its thread state, stack and slot."""
 
     __slots__ = ("armed", "binding_ok", "body", "entered", "finished", "interrupt", "slot", "tstate", "unit")
 
-    def __init__(self, body: JobBody, tstate: int, unit: Optional[_NestedUnit], slot: _JobSlot) -> None:
+    def __init__(self, body: JobBody, tstate: int, unit: Optional[_NestedUnit], slot: Any) -> None:
         self.body = body
         self.tstate = tstate
         self.unit = unit
@@ -316,15 +332,37 @@ class NativeSupport:
         # keeps the GIL (a ctypes.PyDLL function); returns an int or None
         self.fast_current_job = ctypes.PyDLL(crypto.path).ASYNC_get_current_job
         self.fast_current_job.restype = c_void_p
-        #: hand the GIL over for jobs paused inside C code that holds it (see _gilguard)
-        self.gil_guard = _env_switch(ENV_GIL_GUARD, default=True)
         # PyGILState_Check through a GIL-releasing binding: must answer 0 (see _gilguard)
         self.unlocked_gil_check = ctypes.CDLL(None).PyGILState_Check
         self.unlocked_gil_check.restype = c_int
+        #: how jobs are switched into: the native switch (_switch), else the call chain
+        self.switch: Optional[NativeSwitch] = None
+        self.switch_reason = self._choose_switch(crypto)
         self.openssl_stacks: Optional[_OpenSSLStacks] = None
         self.stack_mode, self.stack_mode_reason = self._choose_stack_mode(crypto)
         #: the deepest recursion limit a job stack holds (0: Python calls use no C stack)
         self.depth_budget = self.stack_size // C_STACK_PER_CALL if sys.version_info < (3, 11) else 0
+
+    def _choose_switch(self, crypto: LibCrypto) -> str:
+        """Load the native switch unless told not to; why the chosen one runs."""
+        mode = _switch_mode()
+        if mode == "chain":
+            return f"{ENV_SWITCH}=chain"
+        try:
+            self.switch = load_switch(
+                self.libc, self.abi, self.api, self.binding.key, crypto.address("ASYNC_get_current_job")
+            )
+        except NativeUnsupported as exc:
+            if mode == "native":
+                raise NativeUnsupported(f"{ENV_SWITCH}=native: {exc}") from None
+            return f"call chain: {exc}"
+        return self.switch.info()
+
+    def new_runner(self) -> JobRunner:
+        """The calling OS thread's runner, with the switch this process uses."""
+        if self.switch is not None:
+            return NativeRunner(self)
+        return ChainRunner(self)
 
     def _choose_stack_mode(self, crypto: LibCrypto) -> tuple[str, str]:
         forced = os.environ.get(ENV_STACK_MODE, "").strip().lower()
@@ -351,7 +389,8 @@ class NativeSupport:
             "stack_mode": self.stack_mode,
             "stack_mode_reason": self.stack_mode_reason,
             "stack_size": self.stack_size,
-            "gil_guard": self.gil_guard,
+            "switch": "native" if self.switch is not None else "chain",
+            "switch_reason": self.switch_reason,
             "cancel_inside_c": self.async_exc.available or f"unavailable: {self.async_exc.reason}",
         }
 
@@ -387,7 +426,7 @@ class _NestedUnit:
         self._slot.value = self._value
 
 
-class _Switch:
+class _ChainSwitch:
     """One call chain that switches into a job, and the per-switch argument views in it.
 
     ``job_ts``: the register holding the job's thread state for the chain's first
@@ -413,7 +452,14 @@ class _Switch:
 
 
 class JobRunner:
-    """Starts and resumes this OS thread's OpenSSL jobs (see the module docstring)."""
+    """Starts and resumes this OS thread's OpenSSL jobs (see the module docstring).
+
+    What is the same whatever switches into a job lives here: pools, the job's
+    entry frame, settling, cancelling. How a switch happens is a subclass's:
+    :class:`NativeRunner` (one machine-code call, ``_switch``) or
+    :class:`ChainRunner` (a ``makecontext`` call chain). Both return
+    ``REFUSED`` (nothing done) when a C job already runs on this thread.
+    """
 
     def __init__(self, native: NativeSupport) -> None:
         self.native = native
@@ -424,53 +470,13 @@ class JobRunner:
         self.tstates = ThreadStatePool(api, native.async_exc)
         self.stacks = StackPool(native.libc, native.abi, native.stack_size)
         self.units: List[_NestedUnit] = []
-        self.slots: List[_JobSlot] = []
+        self.slots: List[Any] = []
         self.verified_starts = 0
         #: an ASYNC_WAIT_CTX the backend owns, for jobs started without one
         self.hidden_ctx = 0
         #: set in a child process forked from inside one of this thread's jobs:
         #: CPython deleted the caller's thread state, so the job must not return to it
         self.forked_inside_job = False
-        ffi = native.ffi
-        self._call = call = FfiCall(
-            ffi, native.start_job_address, ffi.type_sint32, [ffi.type_pointer] * 5 + [ffi.type_uint64]
-        )
-        self._ret_slot = c_int(0)
-        self._ret_ref = byref(self._ret_slot)
-        call.cells[2] = ctypes.addressof(self._ret_slot)
-        self._cells = call.cells
-        self._result = call.result
-        libc = native.libc
-        step_call = (call.ffi_call_address, call.step_args)
-        guard = self._guard = GilGuard(native.ffi, api, libc) if native.gil_guard else None
-        guarded: List[Step] = [step_call]
-        if guard is not None:
-            guarded += [guard.check_step(), guard.release_step()]
-        tls = native.binding.kind == "tls"
-        if tls:
-            key = native.binding.key
-            set_key = libc.pthread_setspecific_address
-            enter: List[Step] = [(set_key, (key, 0))]
-            leave: List[Step] = [(set_key, (key, self.caller_ts))]
-            check = len(enter) + 1 if guard is not None else None
-            self._start = _Switch(libc, native.abi, enter + guarded + leave, 0, 1, check)
-            self._resume: Optional[_Switch] = self._start
-        else:
-            # 3.12+: a fresh job's state is bound by restoring and saving it once
-            enter = [(api.restore_thread_address, (0,)), (api.save_thread_address, ())]
-            check = len(enter) + 1 if guard is not None else None
-            self._start = _Switch(libc, native.abi, enter + guarded, 0, 0, check)
-            self._resume = _Switch(libc, native.abi, guarded, None, 0, 1) if guard is not None else None
-        self._retake: Optional[_Switch] = None
-        if guard is not None:
-            enter = [(set_key, (key, 0))] if tls else []
-            steps = enter + [guard.retake_step()] + guarded + (leave if tls else [])
-            self._retake = _Switch(libc, native.abi, steps, 0 if tls else None, 1, len(enter) + 2)
-            self._retake_key = guard.retake_key
-            self._retake_argv = guard.retake_argv
-            self._release_argv = guard.release_argv
-        self._resume_call = native.fast_start_job
-        self._unlocked_gil_check = native.unlocked_gil_check
         self._pause = native.fast_pause_job
         #: the primed ``_job_frame`` of the job being started
         self.current_frame: Any = None
@@ -490,6 +496,21 @@ class JobRunner:
         self.closed = False
 
     # -- caller side ---------------------------------------------------------
+
+    def _new_slot(self) -> Any:
+        """A job's ``ASYNC_JOB *`` variable and GIL hand-over cell (pooled per thread)."""
+        raise NotImplementedError
+
+    def _switch_new(self, ex: Execution, wait_ctx_address: int, func: int) -> int:
+        """Switch into a new job for the first time; OpenSSL's status (or REFUSED)."""
+        raise NotImplementedError
+
+    def resume(self, ex: Execution) -> int:
+        """Resume a paused execution; OpenSSL's status, or REFUSED. The hottest path there is."""
+        raise NotImplementedError
+
+    def _close_switches(self) -> None:
+        """Free what the switches hold (the runner is closing)."""
 
     def start(self, body: JobBody, wait_ctx_address: int) -> int:
         """Start ``body`` in a new OpenSSL job; the status. The job's ``Execution`` is
@@ -512,7 +533,7 @@ class JobRunner:
             return ASYNC_NO_JOBS
         if unit is not None:
             unit.arm()
-        slot = self.slots.pop() if self.slots else _JobSlot()
+        slot = self.slots.pop() if self.slots else self._new_slot()
         slot.var.value = None
         slot.held.value = 0
         ex = Execution(body, tstate, unit, slot)
@@ -526,29 +547,15 @@ class JobRunner:
             exc, ex.interrupt = ex.interrupt, None
             raise exc or RuntimeError("a job frame ended before it was entered") from None
         self.current_frame = frame
-        if self._guard is not None and not check_usable(self.native.api, self._unlocked_gil_check):
-            self._recycle(ex)
-            raise AsyncError(
-                "PyGILState_Check() no longer tells a held GIL from a released one "
-                "(sub-interpreters disable it): refusing to start jobs"
-            )
-        cells = self._cells
-        cells[0] = slot.address
-        cells[1] = wait_ctx_address
-        cells[3] = func
-        switch = self._start
-        switch.job_ts.value = ex.tstate  # type: ignore[union-attr]
-        if switch.check is not None:
-            held = slot.held_address
-            switch.check.value = held
-            self._release_argv[2] = held
         verify = self.verified_starts < 2 or _DEBUG
         allocator = self._allocator
         if allocator is not None and allocator.generator.gi_frame is None:  # it ended: see arm()
             self._allocator = self.native.openssl_stacks.arm()  # type: ignore[union-attr]
-        switch.chain.run()
+        status = self._switch_new(ex, wait_ctx_address, func)
         self.current_frame = None  # a paused job's frame is held by its own C stack
-        status = self._result.value
+        if status == REFUSED:
+            self._recycle(ex)
+            return status
         if verify:
             self.native.binding.check_caller(self.caller_ts)
             self.verified_starts += 1
@@ -565,34 +572,6 @@ class JobRunner:
             # job was not created (NO_JOBS); the exception is the caller's
             exc, allocator.interrupt = allocator.interrupt, None
             raise exc
-        return status
-
-    def resume(self, ex: Execution) -> int:
-        """Resume a paused execution; OpenSSL's status. The hottest path there is."""
-        slot = ex.slot
-        switch = self._resume
-        if slot.held.value:  # paused inside C that holds the GIL: retake it for the job first
-            switch = self._retake
-            self._retake_key[0] = ex.tstate
-            self._retake_argv[2] = slot.held_address
-        if switch is None:  # 3.12+ without the GIL guard: a plain call
-            status: int = self._resume_call(slot.ref, None, self._ret_ref, None, None, 0)
-        else:
-            self._cells[0] = slot.address
-            if switch.job_ts is not None:
-                switch.job_ts.value = ex.tstate
-            if switch.check is not None:
-                held = slot.held_address
-                switch.check.value = held
-                self._release_argv[2] = held
-            switch.chain.run()
-            status = self._result.value
-        if _DEBUG:
-            self.native.binding.check_caller(self.caller_ts)
-        if status == ASYNC_FINISH:
-            self._recycle(ex)
-        # ERR on a resume: OpenSSL abandoned the job mid-flight (a libctx swap
-        # failure). Its frames stay on its thread state forever; neither is reused.
         return status
 
     def _recycle(self, ex: Execution) -> None:
@@ -713,9 +692,7 @@ class JobRunner:
             return
         self.closed = True
         self.trim()
-        for switch in (self._start, self._resume, self._retake):
-            if switch is not None:
-                switch.chain.close()
+        self._close_switches()
         if self.native.openssl_stacks is not None:
             self.native.openssl_stacks.disarm(self.ident)
 
@@ -725,6 +702,139 @@ class JobRunner:
         self.tstates.forget()
         if self.native.openssl_stacks is not None:
             self.native.openssl_stacks.abandon_thread(self.ident)
+
+
+class NativeRunner(JobRunner):
+    """Switches with the native switch: one machine-code call per start or resume."""
+
+    def __init__(self, native: NativeSupport) -> None:
+        super().__init__(native)
+        assert native.switch is not None
+        self._switch = native.switch
+        self._call = native.switch.call
+        self._bind_once = native.switch.bind_once
+
+    def _new_slot(self) -> _BlockSlot:
+        return _BlockSlot(self._switch, self.native.start_job_address)
+
+    def _switch_new(self, ex: Execution, wait_ctx_address: int, func: int) -> int:
+        block = ex.slot.block
+        block.a[1] = wait_ctx_address
+        block.a[3] = func
+        block.bind_ts = ex.tstate
+        block.flags = self._bind_once
+        status: int = self._call(ex.slot.ref)
+        return status
+
+    def resume(self, ex: Execution) -> int:
+        status: int = self._call(ex.slot.ref)
+        if _DEBUG:
+            self.native.binding.check_caller(self.caller_ts)
+        if status == ASYNC_FINISH:
+            self._recycle(ex)
+        # ERR on a resume: OpenSSL abandoned the job mid-flight (a libctx swap
+        # failure). Its frames stay on its thread state forever; neither is reused.
+        return status
+
+
+class ChainRunner(JobRunner):
+    """Switches through ``makecontext`` call chains (``_callchain``): the portable fallback.
+
+    Each switch is a fixed sequence of libffi calls run back to back on helper
+    stacks (bind the GIL state, ``ASYNC_start_job``, the GIL guard's check and
+    release, unbind); a job paused inside C code that holds the GIL is resumed
+    through a longer chain that takes the GIL back for it first (``_gilguard``).
+    """
+
+    def __init__(self, native: NativeSupport) -> None:
+        super().__init__(native)
+        api = native.api
+        ffi = native.ffi
+        self._call = call = FfiCall(
+            ffi, native.start_job_address, ffi.type_sint32, [ffi.type_pointer] * 5 + [ffi.type_uint64]
+        )
+        self._ret_slot = c_int(0)
+        call.cells[2] = ctypes.addressof(self._ret_slot)
+        self._cells = call.cells
+        self._result = call.result
+        libc = native.libc
+        step_call = (call.ffi_call_address, call.step_args)
+        guard = self._guard = GilGuard(native.ffi, api, libc)
+        guarded: List[Step] = [step_call, guard.check_step(), guard.release_step()]
+        tls = native.binding.kind == "tls"
+        key = native.binding.key
+        set_key = libc.pthread_setspecific_address
+        if tls:
+            enter: List[Step] = [(set_key, (key, 0))]
+            leave: List[Step] = [(set_key, (key, self.caller_ts))]
+            self._start = _ChainSwitch(libc, native.abi, enter + guarded + leave, 0, 1, len(enter) + 1)
+            self._resume = self._start
+        else:
+            # 3.12+: a fresh job's state is bound by restoring and saving it once
+            enter = [(api.restore_thread_address, (0,)), (api.save_thread_address, ())]
+            self._start = _ChainSwitch(libc, native.abi, enter + guarded, 0, 0, len(enter) + 1)
+            self._resume = _ChainSwitch(libc, native.abi, guarded, None, 0, 1)
+        enter = [(set_key, (key, 0))] if tls else []
+        steps = enter + [guard.retake_step()] + guarded + (leave if tls else [])
+        self._retake = _ChainSwitch(libc, native.abi, steps, 0 if tls else None, 1, len(enter) + 2)
+        self._retake_key = guard.retake_key
+        self._retake_argv = guard.retake_argv
+        self._release_argv = guard.release_argv
+        self._unlocked_gil_check = native.unlocked_gil_check
+        self._in_job = native.fast_current_job
+
+    def _new_slot(self) -> _JobSlot:
+        return _JobSlot()
+
+    def _switch_new(self, ex: Execution, wait_ctx_address: int, func: int) -> int:
+        if self._in_job():
+            return REFUSED
+        if not check_usable(self.native.api, self._unlocked_gil_check):
+            self._recycle(ex)
+            raise AsyncError(
+                "PyGILState_Check() no longer tells a held GIL from a released one "
+                "(sub-interpreters disable it): refusing to start jobs"
+            )
+        slot = ex.slot
+        cells = self._cells
+        cells[0] = slot.address
+        cells[1] = wait_ctx_address
+        cells[3] = func
+        switch = self._start
+        switch.job_ts.value = ex.tstate  # type: ignore[union-attr]
+        held = slot.held_address
+        switch.check.value = held  # type: ignore[union-attr]
+        self._release_argv[2] = held
+        switch.chain.run()
+        status: int = self._result.value
+        return status
+
+    def resume(self, ex: Execution) -> int:
+        if self._in_job():
+            return REFUSED
+        slot = ex.slot
+        switch = self._resume
+        if slot.held.value:  # paused inside C that holds the GIL: retake it for the job first
+            switch = self._retake
+            self._retake_key[0] = ex.tstate
+            self._retake_argv[2] = slot.held_address
+        self._cells[0] = slot.address
+        if switch.job_ts is not None:
+            switch.job_ts.value = ex.tstate
+        held = slot.held_address
+        switch.check.value = held  # type: ignore[union-attr]
+        self._release_argv[2] = held
+        switch.chain.run()
+        status: int = self._result.value
+        if _DEBUG:
+            self.native.binding.check_caller(self.caller_ts)
+        if status == ASYNC_FINISH:
+            self._recycle(ex)
+        return status
+
+    def _close_switches(self) -> None:
+        for switch in (self._start, self._resume, self._retake):
+            switch.chain.close()
 
 
 _DEBUG = bool(os.environ.get("PYOSSL_ASYNC_DEBUG"))

@@ -27,6 +27,7 @@ from .._constants import Status
 from .._errors import JobCancelled, JobStateError, WaitCtxClosedError
 from .._job import Job, JobStateName
 from .._protocol import Backend, BackendName, StartResult, WaitCtx
+from .._running import RUNNING_JOB, enter_job, running_record
 from .._unraisable import report_unraisable
 from .._validate import job_args, job_result
 
@@ -84,6 +85,10 @@ _start_result: Callable[[tuple[Status, Optional[Job], Optional[int]]], StartResu
 #: ``Job.close()``'s timeout when none is given: the drive layer's default
 DEFAULT_TIMEOUT: Any = object()
 _is_finalizing = sys.is_finalizing
+_gettrace = sys.gettrace
+#: the record in the calling code's context, unchecked (``_running``)
+_job_context = RUNNING_JOB.get
+_getprofile = sys.getprofile
 
 
 class JobRecord:
@@ -107,8 +112,11 @@ class JobRecord:
         "orphaned",
         "owner",
         "pause_error",
+        "paused_on",
         "profile",
+        "runs_on",
         "state",
+        "thread",
         "trace",
         "value",
     )
@@ -119,7 +127,7 @@ class JobRecord:
         func: Callable[[Any], Any],
         args: Any,
         ctx: Optional[WaitCtxBase],
-        owner: int,
+        thread: ThreadJobs,
     ) -> None:
         self.backend = backend
         self.func: Optional[Callable[[Any], Any]] = func
@@ -134,7 +142,15 @@ class JobRecord:
         self.value: Any = None
         self.exception: Optional[BaseException] = None
         self.cancelled = False
-        self.owner = owner
+        #: the OS thread that starts, resumes and closes the job, and its records
+        self.owner = thread.ident
+        self.thread = thread
+        #: the OS thread the job's own code runs on (a worker thread for the python
+        #: backend's thread engine): where ``running_record()`` trusts its context
+        self.runs_on = thread.ident
+        #: ``thread`` while the job is paused and can be resumed there, else None: the
+        #: one check of ``start_job``'s fast path (state, owner, orphaned in one)
+        self.paused_on: Optional[ThreadJobs] = None
         # the public handle, strongly, only once its finaliser resurrected it
         self.handle: Any = None
         #: the public handle, weakly: paused jobs must be collectable
@@ -146,6 +162,11 @@ class JobRecord:
         self.orphaned = False
         #: paused by ``pause_job()`` (Python); False while paused inside C code
         self.in_pause = False
+
+    def orphan(self) -> None:
+        """Its owner thread has gone (exited, or the process forked): it can never resume."""
+        self.orphaned = True
+        self.paused_on = None
 
     def interrupted(self, exc: BaseException) -> None:
         """An exception from outside the job's function hit the job's frames.
@@ -165,7 +186,7 @@ class JobRecord:
         self.func = self.args = None  # the job owns them now; drop ours early
         try:
             _sync_tracers(self)
-            self.value = self.context.run(func, args)  # type: ignore[arg-type]
+            self.value = self.context.run(enter_job, self, func, args)
         except BaseException as exc:  # noqa: BLE001 - re-raised by start_job
             self.exception = exc
         finally:
@@ -444,12 +465,13 @@ class BackendBase(abc.ABC):
     # -- engine interface --------------------------------------------------------
 
     @abc.abstractmethod
-    def _engine_start(self, thread: ThreadJobs, record: JobRecord) -> Status:
-        """Start ``record`` in a new job; return OpenSSL's status."""
+    def _engine_start(self, thread: ThreadJobs, record: JobRecord) -> Optional[Status]:
+        """Start ``record`` in a new job; return OpenSSL's status, or None when the
+        switch was refused because a C job of someone else's runs on this thread."""
 
     @abc.abstractmethod
-    def _engine_resume(self, thread: ThreadJobs, record: JobRecord) -> Status:
-        """Resume the paused ``record``; return OpenSSL's status."""
+    def _engine_resume(self, thread: ThreadJobs, record: JobRecord) -> Optional[Status]:
+        """Resume the paused ``record``; return OpenSSL's status (None: refused, as above)."""
 
     @abc.abstractmethod
     def _engine_pause(self, thread: ThreadJobs, record: JobRecord) -> None:
@@ -555,7 +577,7 @@ class BackendBase(abc.ABC):
                 del self._threads[ident]
         if thread.paused:
             for record in thread.paused:
-                record.orphaned = True
+                record.orphan()
             warnings.warn(
                 f"a thread exited with {len(thread.paused)} paused {self.name} job(s); "
                 f"they can never be resumed and their resources are leaked",
@@ -568,7 +590,10 @@ class BackendBase(abc.ABC):
         """Jobs paused before ``fork()`` cannot be resumed in the child."""
         for thread in self._threads.values():
             for record in thread.paused:
-                record.orphaned = True
+                record.orphan()
+            if thread.running is not None:
+                # a job that forked: in the child it has no caller to pause back to
+                thread.running.runs_on = 0
         self._threads.clear()
         self._local = threading.local()
 
@@ -582,29 +607,35 @@ class BackendBase(abc.ABC):
         args: Any = None,
     ) -> StartResult:
         """Start a job (``job`` is None) or resume a paused one; see the contract."""
-        if _is_finalizing():
-            raise JobStateError("the interpreter is shutting down: jobs can no longer be started or resumed")
-        if job is not None:
-            if not isinstance(job, Job):
-                raise TypeError(f"job must be a Job handle or None, not {type(job).__name__}")
-            # the common case, checked cheaply: this thread resumes its own paused job
+        if job.__class__ is Job:
+            # The common case, checked cheaply: this thread resumes its own paused job.
+            # ``paused_on`` is set only while the job is paused and resumable by its
+            # owner thread (not orphaned); ``busy`` covers a job running on this thread
+            # and a start_job()/close() in progress. A C job running here (started by
+            # someone else) is refused by the engine's switch itself (REFUSED).
             record: JobRecord = job._record
-            thread = self._threads.get(_get_ident())
+            thread = record.paused_on
             if (
                 thread is not None
-                and thread.running is None
+                and thread.ident == _get_ident()
                 and not thread.busy
-                and record.state == "paused"
-                and record.owner == thread.ident
                 and record.backend is self
-                and not record.orphaned
-                and not self._engine_in_foreign_job()
+                and _job_context() is None  # (not inside a job of another backend)
+                and not _is_finalizing()
             ):
                 if self._check_resume is not None:
                     self._check_resume()
                 return self._drive(thread, record, job, False)
+        return self._start_job(job, ctx, func, args)
+
+    def _start_job(self, job: Optional[Job], ctx: Any, func: Optional[Callable[[Any], Any]], args: Any) -> StartResult:
+        """``start_job`` beyond its fast path: every check, each with its own error."""
+        if _is_finalizing():
+            raise JobStateError("the interpreter is shutting down: jobs can no longer be started or resumed")
+        if job is not None and not isinstance(job, Job):
+            raise TypeError(f"job must be a Job handle or None, not {type(job).__name__}")
         current, running = self._current()
-        if running is not None or self._engine_in_foreign_job():
+        if running is not None or running_record() is not None or self._engine_in_foreign_job():
             raise JobStateError("start_job() called from inside a running job")
         self._refuse_reentry(current, "start_job()")
         if job is None:
@@ -613,7 +644,7 @@ class BackendBase(abc.ABC):
             if func is None or not callable(func):
                 raise TypeError(f"func must be a callable taking one argument, not {type(func).__name__}")
             thread = self._thread()
-            record = JobRecord(self, func, job_args(args), ctx, thread.ident)
+            record = JobRecord(self, func, job_args(args), ctx, thread)
             handle = Job(record)
             record.handle_ref = weakref.ref(handle)
             return self._drive(thread, record, handle, fresh=True)
@@ -628,7 +659,8 @@ class BackendBase(abc.ABC):
             raise JobStateError("a paused job must be resumed on the thread that started it")
         if self._check_resume is not None:
             self._check_resume()
-        return self._drive(self._thread(), record, job, fresh=False)
+        result: StartResult = self._drive(self._thread(), record, job, fresh=False)
+        return result
 
     def _check_wait_ctx(self, ctx: Any) -> None:
         if not isinstance(ctx, WaitCtxBase):
@@ -648,11 +680,12 @@ class BackendBase(abc.ABC):
                 # checked by the caller, then ended by a signal handler or finaliser that
                 # ran before the line above; from here on no other call can interleave
                 raise JobStateError(f"the job was {record.state} by a signal handler or finaliser meanwhile")
-            record.trace = sys.gettrace()
-            record.profile = sys.getprofile()
+            record.trace = _gettrace()
+            record.profile = _getprofile()
             thread.driving = record
             thread.driving_fresh = fresh
             record.state = "running"
+            record.paused_on = None
             thread.running = record
             try:
                 if fresh:
@@ -665,16 +698,19 @@ class BackendBase(abc.ABC):
                     status = self._engine_start(thread, record)
                 else:
                     status = self._engine_resume(thread, record)
-                if status == _PAUSE and record.no_ctx_pause:
+                if status is _PAUSE and record.no_ctx_pause:
                     status = self._resume_without_ctx(thread, record, status)
             finally:
                 thread.running = None
-            if status == _PAUSE:
+            if status is _PAUSE:
                 if fresh:
                     thread.paused[record] = None  # unfinished jobs, in order of first pause
                 record.state = "paused"
+                record.paused_on = thread
                 thread.driving = None
                 return _start_result((_PAUSE, handle, None))
+            if status is None:
+                return self._refused(thread, record, fresh)
             return self._finished(thread, record, status)
         except BaseException:
             # Not the job's exception (start_job raises that after _finished): the
@@ -709,7 +745,18 @@ class BackendBase(abc.ABC):
             if (thread.pending or _HEADROOM.pending) and thread.running is None and not _busy(thread):
                 self._drain_pending(thread)
 
-    def _resume_without_ctx(self, thread: ThreadJobs, record: JobRecord, status: Status) -> Status:
+    def _refused(self, thread: ThreadJobs, record: JobRecord, fresh: bool) -> StartResult:
+        """The engine refused to switch (a C job of someone else's runs on this thread:
+        start_job() from inside it); nothing happened to the job."""
+        if fresh:
+            self._finished(thread, record, Status.ERR)
+        else:
+            record.state = "paused"
+            record.paused_on = thread
+            thread.driving = None
+        raise JobStateError("start_job() called from inside a running job")
+
+    def _resume_without_ctx(self, thread: ThreadJobs, record: JobRecord, status: Optional[Status]) -> Optional[Status]:
         """A job started without a wait context paused: C would crash on its resume.
 
         Paused by ``pause_job()``: it is resumed at once, and that call raises
@@ -719,7 +766,7 @@ class BackendBase(abc.ABC):
         seconds; then ``PAUSE`` is returned after all (close or resume the job).
         """
         give_up = 0.0
-        while status == _PAUSE:
+        while status is _PAUSE:
             if record.in_pause:
                 record.pause_error = True
             else:
@@ -746,6 +793,7 @@ class BackendBase(abc.ABC):
             if fresh:
                 thread.paused[record] = None
             record.state = "paused"
+            record.paused_on = thread
             if not record.cancelled:
                 self._cancel_quietly(thread, record, INTERRUPTED_JOB)
             return
@@ -779,23 +827,34 @@ class BackendBase(abc.ABC):
                 del exc
         return _start_result((_FINISH, None, job_result(value, record.func_name)))
 
+    def _running_here(self) -> Optional[JobRecord]:
+        """The record of this backend's job running the calling code, or None.
+
+        Found from the job's context (``_running``); when the code runs in a context
+        that is not the job's own (it ran ``Context().run``), from this thread's
+        records, where the engine must confirm that the caller is inside the job
+        and not a signal handler or finaliser on the caller's side of a start_job().
+        """
+        record: Optional[JobRecord] = running_record()
+        if record is not None and record.backend is self:
+            return record
+        _, record = self._current()
+        if record is None or not self._engine_in_job():
+            return None
+        return record
+
     def pause_job(self) -> bool:
         """Pause the running job until it is resumed; ``True`` at once outside a job."""
-        thread = self._threads.get(_get_ident())
-        record = thread.running if thread is not None else None
-        if record is None or thread is None:
-            thread, record = self._current()  # a backend whose jobs run on other threads
-            if record is None or thread is None:
+        record: Optional[JobRecord] = running_record()
+        if record is None or record.backend is not self:
+            record = self._running_here()
+            if record is None:
                 return True
-        if not self._engine_in_job():
-            # a signal handler or finaliser running on the caller's side of a
-            # start_job() in progress: that is outside the job
-            return True
         if record.cancelled:
             raise JobCancelled()
         record.in_pause = True
         try:
-            self._engine_pause(thread, record)
+            self._engine_pause(record.thread, record)
         finally:
             record.in_pause = False
         if record.pause_error:
@@ -803,14 +862,14 @@ class BackendBase(abc.ABC):
             raise JobStateError("pause_job() in a job that was started without a WaitCtx")
         if record.cancelled:
             raise JobCancelled()
-        if sys.gettrace() is not record.trace or sys.getprofile() is not record.profile:
+        if _gettrace() is not record.trace or _getprofile() is not record.profile:
             _sync_tracers(record)
         return True
 
     def get_current_job(self) -> Optional[Job]:
         """The running job's handle (the same object ``start_job`` returns on PAUSE)."""
-        _, record = self._current()
-        if record is None or not self._engine_in_job():
+        record = self._running_here()
+        if record is None:
             return None
         # while a job runs, its caller's start_job holds the handle, or the
         # finaliser that unwinds it resurrected it into ``record.handle``: the

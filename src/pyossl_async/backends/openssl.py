@@ -16,7 +16,7 @@ from typing import Any, Optional
 from .._constants import Status
 from .._errors import AsyncError, ErrorEntry, JobCancelled, from_conversion_failure
 from .._libcrypto import LibCrypto, c_call, drain_errors
-from .._native._runner import C_STACK_PER_CALL, ENV_STACK_SIZE, JobRunner, NativeSupport
+from .._native._runner import C_STACK_PER_CALL, ENV_STACK_SIZE, REFUSED, JobRunner, NativeSupport
 from .._protocol import BackendName
 from .._validate import init_size_limit, size_t
 from ._base import STATUSES, BackendBase, JobRecord, ThreadJobs
@@ -75,6 +75,8 @@ class OpenSSLBackend(BackendBase):
         self.library_name = crypto.library_name
         #: error-queue entries drained by the last call that returned ERR/NO_JOBS/False
         self.last_errors: tuple[ErrorEntry, ...] = ()
+        #: ``ASYNC_pause_job`` through a GIL-releasing binding (the job's thread state is saved)
+        self._pause_c: Any = native.fast_pause_job if native is not None else crypto.ASYNC_pause_job
         if native is not None and native.depth_budget:
             # 3.9/3.10: every Python call also takes C stack, and a job's stack is finite
             self._check_resume = self._check_depth
@@ -160,10 +162,10 @@ class OpenSSLBackend(BackendBase):
                 from .._errors import BackendUnavailable
 
                 raise BackendUnavailable(f"the openssl backend cannot run jobs here: {self.native_error}")
-            runner = thread.engine = JobRunner(self.native)
+            runner = thread.engine = self.native.new_runner()
         return runner  # type: ignore[no-any-return]
 
-    def _engine_start(self, thread: ThreadJobs, record: JobRecord) -> Status:
+    def _engine_start(self, thread: ThreadJobs, record: JobRecord) -> Optional[Status]:
         runner = self._runner(thread)
         if runner.native.depth_budget:
             self._check_depth()
@@ -180,6 +182,8 @@ class OpenSSLBackend(BackendBase):
             status = runner.start(record, address)
         except ctypes.ArgumentError as exc:  # our own C calls: only ever the interpreter's limits
             raise from_conversion_failure(exc) from None
+        if status == REFUSED:
+            return None
         if ctx is None and status != Status.PAUSE:
             self._drop_engine_fds(runner)
         return self._status(status)
@@ -196,10 +200,12 @@ class OpenSSLBackend(BackendBase):
             runner.hidden_ctx = 0
             self.crypto.ASYNC_WAIT_CTX_free(hidden)
 
-    def _engine_resume(self, thread: ThreadJobs, record: JobRecord) -> Status:
+    def _engine_resume(self, thread: ThreadJobs, record: JobRecord) -> Optional[Status]:
         status: int = thread.engine.resume(record.engine)  # started on this thread: its runner exists
-        if status != Status.PAUSE:
-            if status < Status.PAUSE:
+        if status != 2:  # PAUSE
+            if status < 2:
+                if status == REFUSED:
+                    return None
                 self.last_errors = drain_errors(self.crypto)
             if record.ctx is None:
                 self._drop_engine_fds(thread.engine)
@@ -222,9 +228,7 @@ class OpenSSLBackend(BackendBase):
             thread.engine.uncancel(record.engine)
 
     def _engine_pause(self, thread: ThreadJobs, record: JobRecord) -> None:
-        runner = thread.engine
-        if runner is not None:
-            runner._pause()  # ASYNC_pause_job: back when resumed, at once if blocked
+        self._pause_c()  # ASYNC_pause_job: back when resumed, at once if blocked
 
     def _engine_in_job(self) -> bool:
         native = self.native

@@ -223,6 +223,7 @@ class PythonBackend(BackendBase):
         if worker is None:
             return Status.NO_JOBS
         record.engine = worker
+        record.runs_on = worker.ident  # the job's code runs on the worker thread
         return self._after_switch(state, record, worker, worker.run(record))
 
     def _engine_resume(self, thread: ThreadJobs, record: JobRecord) -> Status:
