@@ -505,9 +505,23 @@ class JobRunner:
         """Switch into a new job for the first time; OpenSSL's status (or REFUSED)."""
         raise NotImplementedError
 
-    def resume(self, ex: Execution) -> int:
-        """Resume a paused execution; OpenSSL's status, or REFUSED. The hottest path there is."""
+    def switch_for(self, ex: Execution) -> Callable[[], int]:
+        """What resumes the paused ``ex``: a callable returning OpenSSL's status, or REFUSED
+        (the hottest path there is: a C call where possible). After any status but
+        PAUSE, :meth:`resumed` must be told."""
         raise NotImplementedError
+
+    def resumed(self, ex: Execution, status: int) -> None:
+        """A resume of ``ex`` returned ``status`` (not PAUSE): a finished job's resources go
+        back to the pools. ERR on a resume: OpenSSL abandoned the job mid-flight (a libctx
+        swap failure); its frames stay on its thread state forever and neither is reused."""
+        if status == ASYNC_FINISH:
+            self._recycle(ex)
+
+    def _debug_switch(self, switch: Callable[[], int]) -> int:
+        status = switch()
+        self.native.binding.check_caller(self.caller_ts)
+        return status
 
     def _close_switches(self) -> None:
         """Free what the switches hold (the runner is closing)."""
@@ -726,15 +740,11 @@ class NativeRunner(JobRunner):
         status: int = self._call(ex.slot.ref)
         return status
 
-    def resume(self, ex: Execution) -> int:
-        status: int = self._call(ex.slot.ref)
+    def switch_for(self, ex: Execution) -> Callable[[], int]:
+        switch: Callable[[], int] = functools.partial(self._call, ex.slot.ref)  # C from end to end
         if _DEBUG:
-            self.native.binding.check_caller(self.caller_ts)
-        if status == ASYNC_FINISH:
-            self._recycle(ex)
-        # ERR on a resume: OpenSSL abandoned the job mid-flight (a libctx swap
-        # failure). Its frames stay on its thread state forever; neither is reused.
-        return status
+            return functools.partial(self._debug_switch, switch)
+        return switch
 
 
 class ChainRunner(JobRunner):
@@ -809,7 +819,13 @@ class ChainRunner(JobRunner):
         status: int = self._result.value
         return status
 
-    def resume(self, ex: Execution) -> int:
+    def switch_for(self, ex: Execution) -> Callable[[], int]:
+        switch: Callable[[], int] = functools.partial(self._chain_resume, ex)
+        if _DEBUG:
+            return functools.partial(self._debug_switch, switch)
+        return switch
+
+    def _chain_resume(self, ex: Execution) -> int:
         if self._in_job():
             return REFUSED
         slot = ex.slot
@@ -826,10 +842,6 @@ class ChainRunner(JobRunner):
         self._release_argv[2] = held
         switch.chain.run()
         status: int = self._result.value
-        if _DEBUG:
-            self.native.binding.check_caller(self.caller_ts)
-        if status == ASYNC_FINISH:
-            self._recycle(ex)
         return status
 
     def _close_switches(self) -> None:

@@ -116,6 +116,7 @@ class JobRecord:
         "profile",
         "runs_on",
         "state",
+        "switch",
         "thread",
         "trace",
         "value",
@@ -156,6 +157,11 @@ class JobRecord:
         #: the public handle, weakly: paused jobs must be collectable
         self.handle_ref: Optional[weakref.ref[Job]] = None
         self.engine: Any = None
+        #: set by engines that can: resumes the paused job, returning OpenSSL's raw
+        #: status (or ``REFUSED``, -1); a C call where possible. ``_drive`` calls it
+        #: instead of ``_engine_resume`` and hands any status but PAUSE to
+        #: ``_engine_resumed``.
+        self.switch: Optional[Callable[[], int]] = None
         #: a pause of this job must become a JobStateError (no wait context)
         self.no_ctx_pause = ctx is None
         self.pause_error = False
@@ -473,6 +479,15 @@ class BackendBase(abc.ABC):
     def _engine_resume(self, thread: ThreadJobs, record: JobRecord) -> Optional[Status]:
         """Resume the paused ``record``; return OpenSSL's status (None: refused, as above)."""
 
+    def _engine_resumed(self, thread: ThreadJobs, record: JobRecord, status: int) -> Optional[Status]:
+        """After ``record.switch()`` returned ``status`` other than PAUSE: the engine's
+        bookkeeping; the status (None: the switch was refused)."""
+        raise NotImplementedError
+
+    #: a C callable that pauses the running job of this backend (``ASYNC_pause_job``),
+    #: used instead of :meth:`_engine_pause` when set
+    _pause_call: Optional[Callable[[], Any]] = None
+
     @abc.abstractmethod
     def _engine_pause(self, thread: ThreadJobs, record: JobRecord) -> None:
         """Pause the running job; return when it is resumed, or at once if pausing is blocked."""
@@ -697,7 +712,12 @@ class BackendBase(abc.ABC):
                             raise WaitCtxClosedError("the WaitCtx was closed while the job was being started")
                     status = self._engine_start(thread, record)
                 else:
-                    status = self._engine_resume(thread, record)
+                    switch = record.switch
+                    if switch is not None:
+                        raw = switch()
+                        status = _PAUSE if raw == 2 else self._engine_resumed(thread, record, raw)
+                    else:
+                        status = self._engine_resume(thread, record)
                 if status is _PAUSE and record.no_ctx_pause:
                     status = self._resume_without_ctx(thread, record, status)
             finally:
@@ -845,8 +865,8 @@ class BackendBase(abc.ABC):
 
     def pause_job(self) -> bool:
         """Pause the running job until it is resumed; ``True`` at once outside a job."""
-        record: Optional[JobRecord] = running_record()
-        if record is None or record.backend is not self:
+        record: Optional[JobRecord] = _job_context()
+        if record is None or record.backend is not self or record.runs_on != _get_ident() or record.state != "running":
             record = self._running_here()
             if record is None:
                 return True
@@ -854,7 +874,11 @@ class BackendBase(abc.ABC):
             raise JobCancelled()
         record.in_pause = True
         try:
-            self._engine_pause(record.thread, record)
+            pause = self._pause_call
+            if pause is not None:
+                pause()
+            else:
+                self._engine_pause(record.thread, record)
         finally:
             record.in_pause = False
         if record.pause_error:

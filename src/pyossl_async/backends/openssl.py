@@ -75,8 +75,9 @@ class OpenSSLBackend(BackendBase):
         self.library_name = crypto.library_name
         #: error-queue entries drained by the last call that returned ERR/NO_JOBS/False
         self.last_errors: tuple[ErrorEntry, ...] = ()
-        #: ``ASYNC_pause_job`` through a GIL-releasing binding (the job's thread state is saved)
-        self._pause_c: Any = native.fast_pause_job if native is not None else crypto.ASYNC_pause_job
+        if native is not None:
+            #: ``ASYNC_pause_job`` through a GIL-releasing binding (the job's thread state is saved)
+            self._pause_call = native.fast_pause_job
         if native is not None and native.depth_budget:
             # 3.9/3.10: every Python call also takes C stack, and a job's stack is finite
             self._check_resume = self._check_depth
@@ -184,7 +185,9 @@ class OpenSSLBackend(BackendBase):
             raise from_conversion_failure(exc) from None
         if status == REFUSED:
             return None
-        if ctx is None and status != Status.PAUSE:
+        if status == Status.PAUSE:
+            record.switch = runner.switch_for(record.engine)
+        elif ctx is None:
             self._drop_engine_fds(runner)
         return self._status(status)
 
@@ -201,14 +204,24 @@ class OpenSSLBackend(BackendBase):
             self.crypto.ASYNC_WAIT_CTX_free(hidden)
 
     def _engine_resume(self, thread: ThreadJobs, record: JobRecord) -> Optional[Status]:
-        status: int = thread.engine.resume(record.engine)  # started on this thread: its runner exists
-        if status != 2:  # PAUSE
-            if status < 2:
-                if status == REFUSED:
-                    return None
-                self.last_errors = drain_errors(self.crypto)
-            if record.ctx is None:
-                self._drop_engine_fds(thread.engine)
+        switch = record.switch
+        if switch is None:  # (an interrupted start that was settled before it was kept)
+            switch = record.switch = thread.engine.switch_for(record.engine)
+        status = switch()
+        if status == 2:  # PAUSE
+            return Status.PAUSE
+        return self._engine_resumed(thread, record, status)
+
+    def _engine_resumed(self, thread: ThreadJobs, record: JobRecord, status: int) -> Optional[Status]:
+        if status == REFUSED:
+            return None
+        runner: JobRunner = thread.engine  # started on this thread: its runner exists
+        runner.resumed(record.engine, status)
+        record.switch = None
+        if status < 2:
+            self.last_errors = drain_errors(self.crypto)
+        if record.ctx is None:
+            self._drop_engine_fds(runner)
         return STATUSES[status]
 
     @c_call
@@ -217,7 +230,12 @@ class OpenSSLBackend(BackendBase):
         runner: Optional[JobRunner] = thread.engine
         if ex is None or runner is None:
             return None  # the runner never gave it an execution: it never started
-        return STATUSES[runner.settle(ex)]
+        status = runner.settle(ex)
+        if status == 2:  # paused: an interrupt may have come before its switch was kept
+            record.switch = runner.switch_for(ex)
+        else:
+            record.switch = None
+        return STATUSES[status]
 
     def _engine_arm_cancel(self, thread: ThreadJobs, record: JobRecord) -> None:
         if thread.engine is not None and record.engine is not None:
@@ -228,7 +246,7 @@ class OpenSSLBackend(BackendBase):
             thread.engine.uncancel(record.engine)
 
     def _engine_pause(self, thread: ThreadJobs, record: JobRecord) -> None:
-        self._pause_c()  # ASYNC_pause_job: back when resumed, at once if blocked
+        self.crypto.ASYNC_pause_job()  # back when resumed, at once if blocked (``_pause_call`` is faster)
 
     def _engine_in_job(self) -> bool:
         native = self.native
