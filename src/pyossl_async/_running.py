@@ -1,11 +1,11 @@
 """Which job is running here: found from the job's own context, whatever backend runs it.
 
 Every job runs its function inside a context of its own (a copy of its starter's,
-``contextvars``), and the first thing it does there is to set :data:`RUNNING_JOB`
-to its record. So code running inside a job, at any depth, finds its job with
-one ``ContextVar.get()``; code on the caller's side of a ``start_job()`` (a
-signal handler or a finaliser that runs while the job is being switched into)
-runs in the caller's context and finds nothing.
+``contextvars``), in which :data:`RUNNING_JOB` is its record. So code running
+inside a job, at any depth, finds its job with one ``ContextVar.get()``; code on
+the caller's side of a ``start_job()`` (a signal handler or a finaliser that runs
+while the job is being switched into) runs in the caller's context and finds
+nothing.
 
 A context can be copied on purpose (``copy_context().run`` on another thread,
 a task created inside the job that outlives it), so the record found is only
@@ -21,13 +21,12 @@ import contextvars
 import threading
 from typing import Any, Optional
 
-__all__ = ["RUNNING_JOB", "enter_job", "running_record"]
+__all__ = ["RUNNING_JOB", "running_record"]
 
 #: the record of the job whose context this is (set once, at the job's entry)
 RUNNING_JOB: contextvars.ContextVar[Any] = contextvars.ContextVar("pyossl_async_running_job", default=None)
 
 _get = RUNNING_JOB.get
-_set = RUNNING_JOB.set
 _get_ident = threading.get_ident
 
 
@@ -37,9 +36,3 @@ def running_record() -> Optional[Any]:
     if record is not None and record.state == "running" and record.runs_on == _get_ident():
         return record
     return None
-
-
-def enter_job(record: Any, func: Any, args: Any) -> Any:
-    """Run a job's function as the job (inside the job's own context)."""
-    _set(record)
-    return func(args)

@@ -24,7 +24,7 @@ import operator
 import os
 import sys
 import threading
-from ctypes import CFUNCTYPE, byref, c_int, c_int64, c_void_p
+from ctypes import CFUNCTYPE, byref, c_int, c_int64, c_uint64, c_void_p
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, Iterator, List, Optional, Protocol
 
@@ -133,18 +133,24 @@ class _JobSlot:
 
 
 class _BlockSlot:
-    """A job's :class:`SwitchBlock` for the native switch: ``var`` and ``held`` are views
-    of its ``job`` and ``held`` fields, ``ref`` the prebuilt argument of every switch."""
+    """A job's :class:`SwitchBlock` for the native switch: ``var``, ``held``, ``ctx``,
+    ``func`` and ``tstate`` are views of its fields (``job``, ``held``, ``a[1]``, ``a[3]``,
+    ``bind_ts``: a view's ``value`` is the cheapest write ctypes has), ``ref`` the
+    prebuilt argument of every switch."""
 
-    __slots__ = ("block", "held", "ref", "var")
+    __slots__ = ("block", "ctx", "func", "held", "ref", "tstate", "var")
 
     def __init__(self, switch: NativeSwitch, start_job: int) -> None:
         block = self.block = switch.block(start_job)
         base = ctypes.addressof(block)
+        arg = SwitchBlock.a.offset
         block.a[0] = base + SwitchBlock.job.offset
         block.a[2] = base + SwitchBlock.ret.offset
         self.var = c_void_p.from_address(base + SwitchBlock.job.offset)
         self.held = c_void_p.from_address(base + SwitchBlock.held.offset)
+        self.ctx = c_uint64.from_address(base + arg + 8)
+        self.func = c_uint64.from_address(base + arg + 24)
+        self.tstate = c_void_p.from_address(base + SwitchBlock.bind_ts.offset)
         self.ref = byref(block)
 
 
@@ -726,18 +732,16 @@ class NativeRunner(JobRunner):
         assert native.switch is not None
         self._switch = native.switch
         self._call = native.switch.call
-        self._bind_once = native.switch.bind_once
 
     def _new_slot(self) -> _BlockSlot:
         return _BlockSlot(self._switch, self.native.start_job_address)
 
     def _switch_new(self, ex: Execution, wait_ctx_address: int, func: int) -> int:
-        block = ex.slot.block
-        block.a[1] = wait_ctx_address
-        block.a[3] = func
-        block.bind_ts = ex.tstate
-        block.flags = self._bind_once
-        status: int = self._call(ex.slot.ref)
+        slot = ex.slot
+        slot.ctx.value = wait_ctx_address
+        slot.func.value = func
+        slot.tstate.value = ex.tstate
+        status: int = self._call(slot.ref)
         return status
 
     def switch_for(self, ex: Execution) -> Callable[[], int]:

@@ -8,7 +8,7 @@ Python cannot sequence C calls itself (ctypes retakes the GIL after every call),
 so the portable way is a chain of ``makecontext`` contexts (``_callchain``,
 still the fallback), which costs one ``rt_sigprocmask`` system call per link.
 
-This module maps a 229-byte function that does the whole sequence (source and
+This module maps a 231-byte function that does the whole sequence (source and
 instruction-by-instruction description: ``switch_x86_64.S``) into an executable
 page at load time and calls it through ctypes, once per switch, with one
 argument: a :class:`SwitchBlock` that holds the call and the job's state. No
@@ -33,8 +33,9 @@ __all__ = ["REFUSED", "NativeSwitch", "SwitchApi", "SwitchBlock", "load_switch"]
 
 #: what the switch returns, having done nothing, when a C job already runs on this thread
 REFUSED = -1
-#: ``SwitchBlock.flags``: bind the GIL state to ``bind_ts`` once before the call (3.12+)
-BIND_ONCE = 1
+#: ``SwitchBlock.flags``: bind the GIL state to ``bind_ts`` before a call that starts a
+#: new job (``job`` is NULL), where attaching a thread state binds it (3.12+)
+BIND_AT_START = 1
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 0x1, 0x2, 0x4
 
@@ -127,8 +128,8 @@ class NativeSwitch:
             current_job=current_job or None,
         )
         self.api_address = ctypes.addressof(self.api)
-        #: ``BIND_ONCE`` for a job's first start where attaching binds the GIL state (3.12+)
-        self.bind_once = BIND_ONCE if tls_key < 0 else 0
+        #: the blocks' flags: ``BIND_AT_START`` where attaching binds the GIL state (3.12+)
+        self.flags = BIND_AT_START if tls_key < 0 else 0
         # A GIL-releasing function pointer (CFUNCTYPE, not PYFUNCTYPE). Its prototype
         # declares no argument: a cdecl call takes extra ones as given, so the prebuilt
         # ``byref(block)`` passes as it is, with no conversion per call.
@@ -136,8 +137,8 @@ class NativeSwitch:
         self.call: Callable[[Any], int] = call
 
     def block(self, fn: int) -> SwitchBlock:
-        """A block that calls ``fn``; its arguments, ``bind_ts`` and ``flags`` are the caller's to set."""
-        return SwitchBlock(fn=fn, api=self.api_address)
+        """A block that calls ``fn``; its arguments and ``bind_ts`` are the caller's to set."""
+        return SwitchBlock(fn=fn, api=self.api_address, flags=self.flags)
 
     def info(self) -> str:
         return f"native (machine code at {self._page.address:#x}, {len(X86_64_SYSV)} bytes)"

@@ -17,7 +17,7 @@
  *  56  PyThreadState *bind_ts;         16  attached(): the thread state that holds
  *  64  PyThreadState *held;                 the GIL on this thread, or NULL
  *  72  intptr_t flags;  (bit 0: bind   24  pthread_setspecific, or NULL (3.12+)
- *                        once, 3.12+)  32  pthread_getspecific
+ *                        at a start)   32  pthread_getspecific
  *  80  struct switch_api *api;         40  the GIL-state pthread key (3.9-3.11)
  *  88  intptr_t result;                48  ASYNC_get_current_job, or NULL
  *  96  ASYNC_JOB *job;               }
@@ -29,8 +29,8 @@
  *     nothing done (starting or resuming a job from inside one);
  *  2. 3.9-3.11: the GIL-state key := bind_ts (the old value is kept), so that a
  *     callback into Python inside the job lands on the job's thread state;
- *  3. flags bit 0 (3.12+, a job's first start): PyEval_RestoreThread(bind_ts);
- *     PyEval_SaveThread(), which binds the GIL state to bind_ts; the bit is cleared;
+ *  3. flags bit 0 and job == NULL (3.12+, a new job's start): PyEval_RestoreThread
+ *     (bind_ts); PyEval_SaveThread(), which binds the GIL state to bind_ts;
  *  4. held != NULL (the job paused inside C code that holds the GIL, and step 6
  *     released the GIL on its behalf): PyEval_RestoreThread(held), held := NULL;
  *  5. result := fn(a0..a5)   (ASYNC_start_job: runs the job until it pauses or ends);
@@ -67,10 +67,11 @@ pyossl_switch:
         movl    40(%r12), %edi
         movq    56(%rbx), %rsi
         call    *24(%r12)
-2:      /* 3. 3.12+: bind the GIL state once */
+2:      /* 3. 3.12+: bind the GIL state for a new job */
         testq   $1, 72(%rbx)
         jz      3f
-        andq    $-2, 72(%rbx)
+        cmpq    $0, 96(%rbx)
+        jne     3f
         movq    56(%rbx), %rdi
         call    *0(%r12)
         call    *8(%r12)

@@ -23,11 +23,11 @@ import weakref
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, cast
 
-from .._constants import Status
+from .._constants import C_INT_MAX, C_INT_MIN, Status
 from .._errors import JobCancelled, JobStateError, WaitCtxClosedError
 from .._job import Job, JobStateName
 from .._protocol import Backend, BackendName, StartResult, WaitCtx
-from .._running import RUNNING_JOB, enter_job, running_record
+from .._running import RUNNING_JOB, running_record
 from .._unraisable import report_unraisable
 from .._validate import job_args, job_result
 
@@ -88,6 +88,7 @@ _is_finalizing = sys.is_finalizing
 _gettrace = sys.gettrace
 #: the record in the calling code's context, unchecked (``_running``)
 _job_context = RUNNING_JOB.get
+_set_running = RUNNING_JOB.set
 _getprofile = sys.getprofile
 
 
@@ -114,6 +115,7 @@ class JobRecord:
         "pause_error",
         "paused_on",
         "profile",
+        "retrace",
         "runs_on",
         "state",
         "switch",
@@ -136,9 +138,13 @@ class JobRecord:
         self.func_name = getattr(func, "__qualname__", None) or type(func).__name__
         self.args = args
         self.ctx = ctx
-        self.context = contextvars.copy_context()
+        #: the job's own context: a copy of its starter's, in which it is the running job
+        self.context = context = contextvars.copy_context()
+        context.run(_set_running, self)
         self.trace: Any = None
         self.profile: Any = None
+        #: the caller's tracer or profiler changed since the job last ran: give it the new ones
+        self.retrace = False
         self.state: JobStateName = "running"
         self.value: Any = None
         self.exception: Optional[BaseException] = None
@@ -191,8 +197,9 @@ class JobRecord:
         func, args = self.func, self.args
         self.func = self.args = None  # the job owns them now; drop ours early
         try:
-            _sync_tracers(self)
-            self.value = self.context.run(enter_job, self, func, args)
+            if self.trace is not None or self.profile is not None:  # (a fresh job has neither)
+                _sync_tracers(self)
+            self.value = self.context.run(func, args)  # type: ignore[arg-type]
         except BaseException as exc:  # noqa: BLE001 - re-raised by start_job
             self.exception = exc
         finally:
@@ -453,6 +460,8 @@ class BackendBase(abc.ABC):
     """The contract's ``Backend``, minus the engine."""
 
     name: BackendName
+    #: the class of this backend's contexts (``start_job``'s fast check)
+    _ctx_class: type = WaitCtxBase
     openssl_version: Optional[str] = None
     #: checked before every resume and close (the openssl backend's depth check on 3.9/3.10)
     _check_resume: Optional[Callable[[], None]] = None
@@ -641,10 +650,27 @@ class BackendBase(abc.ABC):
                 if self._check_resume is not None:
                     self._check_resume()
                 return self._drive(thread, record, job, False)
+        elif job is None and (ctx is None or ctx.__class__ is self._ctx_class) and _job_context() is None:
+            # A new job, checked cheaply: a thread outside every job and every call of
+            # ours, an open context of this backend, a callable (a C job of someone
+            # else's running here is refused by the engine's switch).
+            thread = self._threads.get(_get_ident())
+            if (
+                thread is not None
+                and not thread.busy
+                and thread.driving is None
+                and (ctx is None or not cast(WaitCtxBase, ctx)._closed)
+                and callable(func)
+                and not _is_finalizing()
+            ):
+                record = JobRecord(self, func, job_args(args), ctx, thread)  # type: ignore[arg-type]
+                handle = Job(record)
+                record.handle_ref = weakref.ref(handle)
+                return self._drive(thread, record, handle, True)
         return self._start_job(job, ctx, func, args)
 
     def _start_job(self, job: Optional[Job], ctx: Any, func: Optional[Callable[[Any], Any]], args: Any) -> StartResult:
-        """``start_job`` beyond its fast path: every check, each with its own error."""
+        """``start_job`` beyond its fast paths: every check, each with its own error."""
         if _is_finalizing():
             raise JobStateError("the interpreter is shutting down: jobs can no longer be started or resumed")
         if job is not None and not isinstance(job, Job):
@@ -695,8 +721,12 @@ class BackendBase(abc.ABC):
                 # checked by the caller, then ended by a signal handler or finaliser that
                 # ran before the line above; from here on no other call can interleave
                 raise JobStateError(f"the job was {record.state} by a signal handler or finaliser meanwhile")
-            record.trace = _gettrace()
-            record.profile = _getprofile()
+            trace = _gettrace()
+            profile = _getprofile()
+            if trace is not record.trace or profile is not record.profile:
+                record.trace = trace
+                record.profile = profile
+                record.retrace = True
             thread.driving = record
             thread.driving_fresh = fresh
             record.state = "running"
@@ -845,7 +875,9 @@ class BackendBase(abc.ABC):
                 raise exc
             finally:
                 del exc
-        return _start_result((_FINISH, None, job_result(value, record.func_name)))
+        if value.__class__ is not int or not C_INT_MIN <= value <= C_INT_MAX:  # (the common case inline)
+            value = job_result(value, record.func_name)
+        return _start_result((_FINISH, None, value))
 
     def _running_here(self) -> Optional[JobRecord]:
         """The record of this backend's job running the calling code, or None.
@@ -886,8 +918,12 @@ class BackendBase(abc.ABC):
             raise JobStateError("pause_job() in a job that was started without a WaitCtx")
         if record.cancelled:
             raise JobCancelled()
-        if _gettrace() is not record.trace or _getprofile() is not record.profile:
-            _sync_tracers(record)
+        if record.retrace or record.trace is not None or record.profile is not None:
+            # the caller traces or profiles, or stopped: the job follows (never asked when
+            # nobody traces, the common case: two calls fewer per pause)
+            record.retrace = False
+            if _gettrace() is not record.trace or _getprofile() is not record.profile:
+                _sync_tracers(record)
         return True
 
     def get_current_job(self) -> Optional[Job]:

@@ -62,6 +62,7 @@ class OpenSSLBackend(BackendBase):
     """OpenSSL's ASYNC API, called for real."""
 
     name: BackendName = "openssl"
+    _ctx_class = OpenSSLWaitCtx
 
     def __init__(self, crypto: LibCrypto, native: Optional[NativeSupport], native_error: str = "") -> None:
         super().__init__()

@@ -68,6 +68,7 @@ class PythonBackend(BackendBase):
     """OpenSSL's ASYNC API in pure Python; jobs run on pooled worker threads."""
 
     name: BackendName = "python"
+    _ctx_class = PythonWaitCtx
     openssl_version: Optional[str] = None
     #: no libcrypto, so never any error-queue entries
     last_errors: tuple[ErrorEntry, ...] = ()
