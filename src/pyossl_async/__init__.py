@@ -31,11 +31,12 @@ from ._errors import (
     ErrorEntry,
     JobCancelled,
     JobStateError,
+    SettingError,
     WaitCtxClosedError,
 )
 from ._protocol import Backend, BackendName, Job, StartResult, WaitCtx
 from ._registry import available_backends, get_backend
-from .drive._blocking import DEFAULT_CLOSE_TIMEOUT
+from .drive import _blocking as _drive_blocking
 from .engine import await_future, wait_for_fd
 
 if _TYPE_CHECKING:
@@ -47,6 +48,19 @@ __version__ = "0.1.0"
 
 #: the same class as ``WaitCtx`` (its earlier name)
 WaitCtxType = WaitCtx
+
+#: seconds closing a job may take when no timeout is given: ``$PYOSSL_ASYNC_CLOSE_TIMEOUT``,
+#: else 10. Read the first time it is needed or read, then fixed for the process; a
+#: bad value raises ``SettingError`` then, never at import (see ``__getattr__``).
+DEFAULT_CLOSE_TIMEOUT: float
+
+if not _TYPE_CHECKING:  # mypy would take a module __getattr__ to make every name valid
+
+    def __getattr__(name: str) -> _Any:
+        if name == "DEFAULT_CLOSE_TIMEOUT":
+            return _drive_blocking.DEFAULT_CLOSE_TIMEOUT
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 ERR = Status.ERR
 NO_JOBS = Status.NO_JOBS
@@ -67,6 +81,7 @@ __all__ = [
     "Job",
     "JobCancelled",
     "JobStateError",
+    "SettingError",
     "StartResult",
     "Status",
     "WaitCtx",

@@ -28,6 +28,7 @@ from ctypes import CFUNCTYPE, byref, c_int, c_int64, c_void_p
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, Iterator, List, Optional, Protocol
 
+from .. import _settings
 from .._errors import AsyncError
 from .._libcrypto._types import ASYNC_job_fn, ASYNC_stack_alloc_fn
 from ._abi import NativeUnsupported, check_interpreter, detect_abi
@@ -301,11 +302,7 @@ class NativeSupport:
         #: raising JobCancelled in a job paused inside C code (see _tstate)
         self.async_exc = AsyncExceptions(self.api)
         self.crypto = crypto
-        env_size = os.environ.get(ENV_STACK_SIZE)
-        try:
-            self.stack_size = parse_size(env_size) if env_size else DEFAULT_STACK_SIZE
-        except ValueError as exc:
-            raise ValueError(f"{ENV_STACK_SIZE}={env_size!r}: {exc}") from None
+        self.stack_size = _settings.stack_size() or DEFAULT_STACK_SIZE
         self.start_job_address = crypto.address("ASYNC_start_job")
         # untyped fast bindings for the two hottest calls (typed ones are in the table)
         fast = ctypes.CDLL(crypto.path)
@@ -327,9 +324,7 @@ class NativeSupport:
         self.depth_budget = self.stack_size // C_STACK_PER_CALL if sys.version_info < (3, 11) else 0
 
     def _choose_stack_mode(self, crypto: LibCrypto) -> tuple[str, str]:
-        forced = os.environ.get(ENV_STACK_MODE, "").strip().lower()
-        if forced not in ("", "nested", "openssl"):
-            raise NativeUnsupported(f"{ENV_STACK_MODE}={forced!r}: use 'nested' or 'openssl'")
+        forced = _settings.stack_mode()
         if forced == "nested":
             return "nested", f"{ENV_STACK_MODE}=nested"
         if not crypto.has("ASYNC_set_mem_functions"):
@@ -727,7 +722,7 @@ class JobRunner:
             self.native.openssl_stacks.abandon_thread(self.ident)
 
 
-_DEBUG = bool(os.environ.get("PYOSSL_ASYNC_DEBUG"))
+_DEBUG = _settings.debug()
 #: C stack one Python-to-Python call takes on CPython 3.9/3.10, with margin (measured:
 #: a 4 MiB stack holds 10,000 to 15,000 plain calls). 3.11+ calls take none.
 C_STACK_PER_CALL = 512

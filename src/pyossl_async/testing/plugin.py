@@ -16,24 +16,28 @@ Options and settings:
 * marker ``@pytest.mark.pyossl_backends("openssl")``: run a test on these
   backends only.
 
+A ``PYOSSL_ASYNC_*`` setting the library or the toolkit does not accept stops
+the run with a usage error naming it, before any test runs.
+
 The report header says which backends and which libcrypto file the run used.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any, Iterator, List, Optional, Set
 
 import pytest
 
 import pyossl_async as pa
 
+from .. import _settings as _runtime_settings
 from .._registry import BACKEND_NAMES
+from . import _settings
 from ._leftovers import clean_up, snapshot
 
 __all__ = ["load_backend", "required_backends", "selected_backends"]
 
-ENV_REQUIRE = "PYOSSL_ASYNC_REQUIRE_BACKENDS"
+ENV_REQUIRE = _settings.ENV_REQUIRE_BACKENDS
 MARKER = "pyossl_backends"
 
 
@@ -58,6 +62,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(*names): run this test on these pyossl-async backends only")
+    refused = _runtime_settings.problems() + _settings.problems()
+    if refused:
+        raise pytest.UsageError(str(refused[0]))
     for name in selected_backends(config) | required_backends(config):
         if name not in BACKEND_NAMES:
             raise pytest.UsageError(f"unknown pyossl-async backend {name!r}; choose from {', '.join(BACKEND_NAMES)}")
@@ -78,7 +85,7 @@ def required_backends(config: Optional[pytest.Config] = None) -> Set[str]:
     The variable may also name ``C`` (the conformance command's C twins, which a
     test run does not need): that name is left to the conformance command.
     """
-    names = _split([os.environ.get(ENV_REQUIRE, "")]) - {"C"}
+    names = set(_settings.required_backends()) - {_settings.C_TWINS}
     if config is not None:
         names |= _split(config.getoption("--pyossl-require") or [])
     return names

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple
 
 import pyossl_async as pa
-from pyossl_async.testing import _cbuild
+from pyossl_async.testing import _cbuild, _settings
 
 __all__ = [
     "SHARED_DIR",
@@ -53,12 +53,12 @@ SHARED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "c")
 SHARED_SOURCES = ("trace.h", "_version.c")
 #: how ``_version.c`` starts the line naming the libcrypto a twin loaded
 VERSION_PREFIX = "# libcrypto: "
-ENV_CACHE = "PYOSSL_ASYNC_CONFORMANCE_CACHE"
+ENV_CACHE = _settings.ENV_CONFORMANCE_CACHE
 
 
 def cache_root() -> str:
     """Where compiled twins are kept (never inside a source tree)."""
-    return os.environ.get(ENV_CACHE) or _cbuild.cache_root("conformance")
+    return _settings.conformance_cache() or _cbuild.cache_root("conformance")
 
 
 class Toolchain(_cbuild.Toolchain):
