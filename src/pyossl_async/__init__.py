@@ -22,7 +22,6 @@ from typing import Callable as _Callable
 from typing import ContextManager as _ContextManager
 from typing import Optional as _Optional
 from typing import TypeVar as _TypeVar
-from typing import Union as _Union
 
 from ._constants import Status, WaitStatus
 from ._errors import (
@@ -34,7 +33,7 @@ from ._errors import (
     SettingError,
     WaitCtxClosedError,
 )
-from ._protocol import Backend, BackendName, Job, StartResult, WaitCtx
+from ._protocol import Backend, BackendArg, BackendName, Job, StartResult, WaitCtx
 from ._registry import available_backends, get_backend
 from .drive import _blocking as _drive_blocking
 from .engine import await_future, wait_for_fd
@@ -75,6 +74,7 @@ __all__ = [
     "PAUSE",
     "AsyncError",
     "Backend",
+    "BackendArg",
     "BackendName",
     "BackendUnavailable",
     "ErrorEntry",
@@ -183,7 +183,7 @@ def run_job(
     func: _Callable[[_Any], _R],
     args: _Any = None,
     *,
-    backend: _Union[Backend, BackendName, None] = None,
+    backend: BackendArg = None,
     ctx: _Optional[WaitCtx] = None,
     timeout: _Optional[float] = None,
     close_timeout: _Optional[float] = None,

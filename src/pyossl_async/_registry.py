@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Optional, Union
 
 from . import _settings
 from ._errors import BackendUnavailable
-from ._protocol import Backend, BackendName
+from ._protocol import Backend, BackendArg, BackendName
 
 __all__ = [
     "BACKEND_NAMES",
@@ -26,6 +26,7 @@ __all__ = [
     "backend_problems",
     "get_backend",
     "requested_backends",
+    "resolve_backend",
     "selection_reason",
 ]
 
@@ -119,6 +120,25 @@ def get_backend(name: Optional[Union[BackendName, str]] = None) -> Backend:
     if name not in _LOADERS:
         raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKEND_NAMES)}")
     return _load(name)
+
+
+def resolve_backend(backend: BackendArg, default: Optional[BackendName] = None) -> Backend:
+    """The backend a ``backend=`` argument stands for; the one check every such parameter uses.
+
+    ``None``: ``get_backend(default)``; a name: ``get_backend(name)`` (``ValueError``
+    for an unknown one); an object with the backend's methods: itself. Anything
+    else is a ``TypeError`` that says what is accepted.
+    """
+    if backend is None:
+        return get_backend(default)
+    if isinstance(backend, str):
+        return get_backend(backend)
+    if callable(getattr(backend, "start_job", None)) and callable(getattr(backend, "WaitCtx", None)):
+        return backend
+    raise TypeError(
+        f"backend must be a backend name ({', '.join(map(repr, BACKEND_NAMES))}), a Backend or None, "
+        f"not {type(backend).__name__}"
+    )
 
 
 def _default() -> Backend:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import select
 import time
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .. import _settings
 from .._constants import Status
 from .._errors import AsyncError
-from .._protocol import Backend, Job, WaitCtx
+from .._protocol import BackendArg, Job, WaitCtx
 from .._unraisable import report_unraisable
 from ._core import RETRY, WAIT, Outcome, PauseWatch, check_timeout, resolve, start_failed
 from ._notify import notifier
@@ -88,7 +88,7 @@ def run_job(
     func: Callable[[Any], Any],
     args: Any = None,
     *,
-    backend: Union[Backend, str, None] = None,
+    backend: BackendArg = None,
     ctx: Optional[WaitCtx] = None,
     timeout: Optional[float] = None,
     close_timeout: Optional[float] = None,
