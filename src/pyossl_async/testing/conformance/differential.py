@@ -520,7 +520,9 @@ def run_differential(examples: int, steps: int = 30, shrink: bool = True) -> Dic
         import hypothesis
         from hypothesis import HealthCheck, Phase, settings, stateful
     except ImportError:
-        return {"ok": None, "skipped": "hypothesis is not installed (pip install -e '.[test]')"}
+        # the extra's name: the command runs from an installed wheel, not only in a clone
+        why = "hypothesis is not installed: pip install 'pyossl-async[test]' (or pip install hypothesis)"
+        return {"ok": None, "skipped": why}
     missing = [name for name in BACKENDS if name not in pa.available_backends()]
     if missing:
         return {"ok": None, "skipped": f"needs both backends; unavailable: {', '.join(missing)}"}
