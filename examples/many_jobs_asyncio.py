@@ -113,7 +113,7 @@ def main() -> int:
     )
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop (pip install uvloop)")
     parser.add_argument(
-        "--notify", choices=["auto", "fd"], default="auto", help="how the engine wakes jobs (default: auto, the callback)"
+        "--notify", choices=["auto", "fd"], default="auto", help="how the engine wakes jobs (default: the callback)"
     )
     args = parser.parse_args()
     if args.latency < 0:
