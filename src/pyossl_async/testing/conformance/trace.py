@@ -56,6 +56,7 @@ OpenSSL 3.0 there, and newer libcrypto versions legitimately differ (see
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -408,27 +409,34 @@ class Trace:
             self.raised(f"thread {name} raised {type(exc).__name__}: {exc}", exc)
 
 
-#: ``TypeError`` of a call that does not fit the method's parameters: CPython 3.10+
-#: names the class (``Trace.set_fd() takes ...``), 3.9 only the method
-_BAD_CALL = re.compile(r"^(?:(\w+)\.)?(\w+)\(\) (?:takes|got|missing)\b")
-_TRACE_METHODS = frozenset(name for name in vars(Trace) if not name.startswith("_"))
-#: on 3.9 a message names the method only: those the API has too are left out
-_TRACE_ONLY_METHODS = _TRACE_METHODS - set(dir(pa.WaitCtx)) - set(dir(pa.Backend)) - set(dir(pa.Job))
+#: the ``TypeError`` of a call that does not fit the callee's parameters (CPython 3.10+
+#: names the class, ``Trace.set_fd() takes ...``; 3.9 the function only)
+_BAD_CALL = re.compile(r"^(?:\w+\.)?\w+\(\) (?:takes|got|missing)\b")
+
+
+#: the package's folder, and that of the built-in scenarios when installed inside it
+_LIBRARY = os.path.dirname(os.path.abspath(pa.__file__)) + os.sep
+_SUITE = os.path.join(_LIBRARY, "_suite") + os.sep
 
 
 def is_scenario_bug(exc: BaseException) -> bool:
     """Whether ``exc`` can only come from a bug in the scenario's own code, never from the
-    API it observes: one of :data:`SCENARIO_BUGS`, or a ``TypeError`` from calling a
-    :class:`Trace` method with arguments it does not take (a job's label passed by
-    position instead of as ``who=``)."""
+    API it observes: one of :data:`SCENARIO_BUGS`, or the ``TypeError`` of a call in the
+    scenario that does not fit the function's parameters (a :class:`Trace` method given
+    the job's label by position instead of as ``who=``).
+
+    Such a ``TypeError`` is raised in the frame that made the call. Made by the library
+    itself (``Trace._call``, when a misuse scenario passes the API arguments it does not
+    take on purpose, or a backend calling a job function), it stays an observation.
+    """
     if isinstance(exc, SCENARIO_BUGS):
         return True
-    if type(exc) is not TypeError:
+    if type(exc) is not TypeError or _BAD_CALL.match(str(exc)) is None:
         return False
-    match = _BAD_CALL.match(str(exc))
-    if match is None:
+    tb = exc.__traceback__
+    if tb is None:
         return False
-    owner, method = match.groups()
-    if owner is not None:
-        return owner == "Trace" and method in _TRACE_METHODS
-    return method in _TRACE_ONLY_METHODS
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    where = os.path.abspath(tb.tb_frame.f_code.co_filename)
+    return not where.startswith(_LIBRARY) or where.startswith(_SUITE)
