@@ -21,7 +21,6 @@ from ctypes import POINTER, byref, c_char_p, c_int, c_size_t, c_uint, c_void_p
 from typing import Callable, Optional
 
 import pyossl_async as pa
-from pyossl_async.backends.openssl import OpenSSLBackend
 
 __all__ = ["EVP", "load"]
 
@@ -169,8 +168,9 @@ def libcrypto_path() -> Optional[str]:
     except pa.BackendUnavailable:
         pass
     else:
-        if isinstance(backend, OpenSSLBackend):
-            return backend.library_path
+        path: Optional[str] = getattr(backend, "library_path", None)  # OpenSSLBackend's
+        if path is not None:
+            return path
     return os.environ.get("PYOSSL_ASYNC_LIBCRYPTO") or ctypes.util.find_library("crypto")
 
 

@@ -2,9 +2,10 @@
 
     python examples/man_page_example.py [--backend openssl|python]
 
-prints exactly what the C program prints. Each block below is the C code it
-stands for, in the same order; where C needs memory management (the malloc'ed
-write end, OPENSSL_free) Python passes the object instead.
+prints exactly what the C program prints, on either backend (by default the one
+pa.get_backend() chooses). Each block below is the C code it stands for, in the
+same order; where C needs memory management (the malloc'ed write end,
+OPENSSL_free) Python passes the object instead.
 """
 
 from __future__ import annotations
@@ -18,9 +19,27 @@ from typing import Hashable, Optional
 
 import pyossl_async as pa
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--backend", choices=["openssl", "python"], default=None)
-be = pa.get_backend(parser.parse_args().backend)
+#: the backend, chosen in ``choose_backend`` (the ASYNC_* calls of C are global)
+be: pa.Backend
+
+
+def choose_backend() -> pa.Backend:
+    """The backend ``--backend`` names (default: pa.get_backend()'s choice); exits
+    with status 2 and the reason when it cannot run jobs here."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--backend", choices=["openssl", "python"], default=None, help="default: the one pa.get_backend() chooses"
+    )
+    args = parser.parse_args()
+    try:
+        backend = pa.get_backend(args.backend)
+    except pa.AsyncError as exc:  # BackendUnavailable, SettingError: they say why in one line
+        parser.exit(2, f"{parser.prog}: {exc}\n")
+    if not backend.is_capable():
+        why = getattr(backend, "native_error", "") or "ASYNC_is_capable() is false"
+        parser.exit(2, f"{parser.prog}: the {backend.name} backend cannot run jobs here: {why}\n")
+    return backend
+
 
 unique = object()  # int unique = 0;  (only its address is used: a key)
 
@@ -112,6 +131,7 @@ def main() -> int:  # int main(void)
 
 
 if __name__ == "__main__":
+    be = choose_backend()
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)  # C's stdout to a terminal: line by line
     sys.exit(main())

@@ -28,7 +28,7 @@ import time
 from typing import List, Tuple
 
 import evp as evp_module
-from offload_engine import OffloadEngine
+from offload_engine import OffloadEngine, choose_backend
 
 import pyossl_async as pa
 from pyossl_async import aio
@@ -95,24 +95,40 @@ async def sign_all(
     return elapsed, in_flight[1], list(zip(messages, signatures))
 
 
+def at_least_one(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not >= 1")
+    return value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=1000)
-    parser.add_argument("--lanes", type=int, default=32, help="accelerator lanes (default 32)")
+    parser.add_argument("--jobs", type=at_least_one, default=1000, help="signing jobs (default 1000)")
+    parser.add_argument("--lanes", type=at_least_one, default=32, help="accelerator lanes (default 32)")
     parser.add_argument("--latency", type=float, default=1.0, help="device latency in ms (default 1)")
-    parser.add_argument("--backend", choices=["openssl", "python"], default=None)
-    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (if installed)")
-    parser.add_argument("--notify", choices=["auto", "fd"], default="auto")
+    parser.add_argument(
+        "--backend", choices=["openssl", "python"], default=None, help="default: the one pa.get_backend() chooses"
+    )
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (pip install uvloop)")
+    parser.add_argument(
+        "--notify", choices=["auto", "fd"], default="auto", help="how the engine wakes jobs (default: the callback)"
+    )
     args = parser.parse_args()
+    if args.latency < 0:
+        parser.error(f"argument --latency: {args.latency:g} is not >= 0")
+    if args.uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            parser.exit(2, f"{parser.prog}: --uvloop needs uvloop, which is not installed: pip install uvloop\n")
 
-    be = pa.get_backend(args.backend)
+    be = choose_backend(parser, args.backend)
     evp = evp_module.load()
     if evp.path is None:
-        print("this example needs libcrypto for ECDSA signatures")
-        return 1
+        parser.exit(2, f"{parser.prog}: this example needs libcrypto for ECDSA signatures, and none was found\n")
     if args.uvloop:
-        import uvloop
-
         loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
     else:
         loop = asyncio.new_event_loop()

@@ -124,13 +124,30 @@ def part2(be: pa.Backend, engine: OffloadEngine) -> None:
     print(f"   {done} jobs finished")
 
 
+def choose_backend(parser: argparse.ArgumentParser, name: Optional[str]) -> pa.Backend:
+    """The backend ``--backend`` names (None: pa.get_backend()'s choice); exits with
+    status 2 and the reason, as a usage error does, when it cannot run jobs here."""
+    try:
+        backend = pa.get_backend(name)
+    except pa.AsyncError as exc:  # BackendUnavailable, SettingError: they say why in one line
+        parser.exit(2, f"{parser.prog}: {exc}\n")
+    if not backend.is_capable():
+        why = getattr(backend, "native_error", "") or "ASYNC_is_capable() is false"
+        parser.exit(2, f"{parser.prog}: the {backend.name} backend cannot run jobs here: {why}\n")
+    return backend
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=["openssl", "python"], default=None)
+    parser.add_argument(
+        "--backend", choices=["openssl", "python"], default=None, help="default: the one pa.get_backend() chooses"
+    )
     parser.add_argument("--lanes", type=int, default=2, help="accelerator threads (default 2)")
     parser.add_argument("--latency", type=float, default=5.0, help="device latency in ms (default 5)")
     args = parser.parse_args()
-    be = pa.get_backend(args.backend)
+    if args.lanes < 1 or args.latency < 0:
+        parser.error("--lanes must be >= 1 and --latency >= 0")
+    be = choose_backend(parser, args.backend)
     evp = evp_module.load()
     print(f"backend: {be.name}")
     work = "libcrypto" if evp.path else "hashlib"

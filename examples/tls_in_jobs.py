@@ -15,10 +15,15 @@ Prints, per connection and side, the negotiated protocol and cipher, and how
 many times the engine paused that side inside C.
 
 Run:  python examples/tls_in_jobs.py
+
+It needs the openssl backend (jobs paused inside libcrypto's C code), whichever
+backend is the default, and a C compiler with the OpenSSL headers to build the
+test engine; without them it says so and exits with status 2.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import ctypes
 import glob
@@ -208,12 +213,24 @@ class PauseCounter:
         return 1
 
 
-async def main() -> List[Dict[str, Any]]:
-    backend = pa.get_backend("openssl")
+def load_engine(parser: argparse.ArgumentParser) -> PauseEngine:
+    """The test engine, for the openssl backend; exits with status 2 and the reason
+    when the backend cannot run jobs here or the engine cannot be built."""
     try:
-        engine = PauseEngine.load(backend)
+        backend = pa.get_backend("openssl")
+    except pa.AsyncError as exc:  # BackendUnavailable, SettingError: they say why in one line
+        parser.exit(2, f"{parser.prog}: this example needs the openssl backend: {exc}\n")
+    if not backend.is_capable():
+        why = getattr(backend, "native_error", "") or "ASYNC_is_capable() is false"
+        parser.exit(2, f"{parser.prog}: the openssl backend cannot run jobs here: {why}\n")
+    try:
+        return PauseEngine.load(backend)
     except EngineUnavailable as exc:
-        raise SystemExit(f"the test engine is unavailable here: {exc}") from None
+        parser.exit(2, f"{parser.prog}: the test engine is unavailable here: {exc}\n")
+
+
+async def main(engine: PauseEngine) -> List[Dict[str, Any]]:
+    backend = pa.get_backend("openssl")
     lib = Lib(engine.libcrypto)
     pkey, cert = key_and_certificate(lib)
     server_ctx = lib.SSL_CTX_new(lib.TLS_server_method())
@@ -256,7 +273,9 @@ async def main() -> List[Dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    results = asyncio.run(main())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.parse_args()  # no options: --help, and anything else is refused
+    results = asyncio.run(main(load_engine(parser)))
     for r in results:
         print(
             f"connection {r['connection']} {r['role']:6}: {r['protocol']} {r['cipher']}, "

@@ -161,10 +161,10 @@ def status_survives_resume(be: pa.Backend) -> List[str]:
 
     def job(arg: Any) -> int:
         wctx = t.own_ctx()
-        t.set_callback(wctx, on_ready, done, "j")
-        t.set_status(wctx, pa.WaitStatus.EAGAIN, "j")
-        t.pause("j")
-        t.get_status(wctx, "j")
+        t.set_callback(wctx, on_ready, done, who="j")
+        t.set_status(wctx, pa.WaitStatus.EAGAIN, who="j")
+        t.pause(who="j")
+        t.get_status(wctx, who="j")
         return 7
 
     handle = t.start("j", ctx, job)
@@ -184,7 +184,7 @@ def status_after_finish(be: pa.Backend) -> List[str]:
     ctx = t.ctx_new("ctx")
 
     def job(arg: Any) -> int:
-        t.set_status(t.own_ctx(), pa.WaitStatus.ERR, "j")
+        t.set_status(t.own_ctx(), pa.WaitStatus.ERR, who="j")
         return 0
 
     t.start("j", ctx, job)
@@ -200,7 +200,7 @@ def status_typo(be: pa.Backend) -> List[str]:
     ctx = t.ctx_new("ctx")
 
     def job(arg: Any) -> int:
-        t.set_stauts(t.own_ctx(), pa.WaitStatus.OK, "j")
+        t.set_stauts(t.own_ctx(), pa.WaitStatus.OK, who="j")
         return 0
 
     t.start("j", ctx, job)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import random
 import sys
 import threading
@@ -20,7 +19,7 @@ from typing import Any, Callable, Iterator, List
 import pytest
 
 import pyossl_async as pa
-from pyossl_async import aio
+from pyossl_async import _settings, aio
 from pyossl_async.testing import EngineUnavailable, PauseEngine
 
 from ._drivers import HANG, open_fds, run_async
@@ -496,7 +495,7 @@ print("ok")
 @pytest.mark.parametrize("path", ["'fd'", "'callback'"])
 def test_hashlib_inside_a_job_with_an_async_engine(engine: PauseEngine, path: str) -> None:
     """CPython's hashlib calls libcrypto holding the GIL: the engine pauses it anyway."""
-    if os.environ.get("PYOSSL_ASYNC_LIBCRYPTO"):
+    if _settings.libcrypto():
         pytest.skip("hashlib uses the system libcrypto, not the one the backend loaded")
     proc = run_isolated(HASHLIB.replace("PATH", path), args=("-X", "dev"), timeout=120)
     assert proc.stdout.strip() == "ok", proc.stderr

@@ -11,6 +11,7 @@ More and fresh examples: ``DIFF_EXAMPLES=5000 DIFF_RANDOM=1 pytest tests/test_co
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Callable
 
 import pytest
@@ -83,3 +84,12 @@ def test_reports_the_program(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "state = DifferentialMachine_openssl_vs_python()\nstate.set_up(" in verdict["program"]
     # every context's state is compared after every step, so no explicit call is needed to see it
     assert verdict["failure"].startswith("AssertionError: contexts: python")
+
+
+def test_without_hypothesis_the_hint_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command runs from an installed wheel: ``pip install -e '.[test]'`` only means
+    something in a clone, so the hint names the extra."""
+    monkeypatch.setitem(sys.modules, "hypothesis", None)  # import hypothesis -> ImportError
+    verdict = run_differential(examples=1)
+    assert verdict["ok"] is None
+    assert "pip install 'pyossl-async[test]'" in verdict["skipped"] and "-e" not in verdict["skipped"], verdict

@@ -129,7 +129,7 @@ def test_an_exception_in_a_scenario_shows_its_traceback(full_run: Run, user_dir:
         assert detail.splitlines()[0] == f"  status_typo [{column}]: scenario raised {TYPO}"
         assert "\n    Traceback (most recent call last):\n" in detail
         assert f'File "{user_dir / "status.py"}", line ' in detail and ", in job\n" in detail
-        assert 't.set_stauts(t.own_ctx(), pa.WaitStatus.OK, "j")' in detail
+        assert 't.set_stauts(t.own_ctx(), pa.WaitStatus.OK, who="j")' in detail
         assert detail.rstrip().splitlines()[-1].startswith("    " + TYPO)  # 3.12+ adds "Did you mean..."
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -99,3 +100,28 @@ def test_demo_refuses_a_backend_that_cannot_run_jobs(args: list[str], env: dict[
     assert "Traceback" not in proc.stderr
     assert f"pyossl_async demo: {asked}: backend openssl (" in proc.stderr
     assert "loads but cannot run jobs here: simulated: no job machinery here" in proc.stderr
+
+
+#: the line ``demo`` writes to stderr before the example's own output
+HEADER = re.compile(r"pyossl_async demo: backend (openssl \(OpenSSL .+, /\S+\)|python \(pure Python\))")
+
+
+@pytest.mark.subprocess
+def test_the_readme_shows_what_demo_prints_on_both_streams() -> None:
+    """The README's demo block: the stderr header first, then stdout, as a terminal shows them."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```console\n\$ [^\n]*python -m pyossl_async demo\n(.*?)```", text, re.S)
+    assert block is not None, "the README shows no run of python -m pyossl_async demo"
+    header, rest = block.group(1).split("\n", 1)
+    assert HEADER.fullmatch(header), header
+    assert rest == EXPECTED_OUTPUT
+    assert "standard error" in text[block.end() : block.end() + 400]  # and says where the first line goes
+    proc = subprocess.run(
+        [sys.executable, "-m", "pyossl_async", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    assert proc.returncode == 0 and proc.stdout == EXPECTED_OUTPUT, proc.stderr
+    assert HEADER.fullmatch(proc.stderr.rstrip("\n")), proc.stderr

@@ -235,9 +235,9 @@ def test_relative_links_point_to_existing_files(doc: Path) -> None:
     assert not broken, "links to missing files:\n" + "\n".join(broken)
 
 
-@pytest.mark.parametrize("doc", [API, CONTRACT], ids=rel)
+@pytest.mark.parametrize("doc", markdown_files(), ids=rel)
 def test_anchors_of_the_reference_pages_exist(doc: Path) -> None:
-    """The table of contents and cross-references of api.md and contract.md land on a heading."""
+    """Tables of contents and cross-references (``page.md#heading``) land on a heading."""
     assert doc.is_file(), f"{rel(doc)} is missing"
     broken = []
     for line, target in links(doc):
@@ -307,3 +307,40 @@ def test_python_blocks_compile(doc: Path) -> None:
 
 def test_the_readme_has_python_blocks() -> None:
     assert python_blocks(README), "README.md has no ```python block to check"
+
+
+def test_the_package_never_suggests_an_editable_install_of_a_clone() -> None:
+    """Messages of the installed package name extras (``pip install 'pyossl-async[test]'``):
+    ``pip install -e '.[test]'`` only means something in a clone of the repository."""
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if re.search(r"pip install (-e|--editable) ['\"]?\.\[", node.value):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value[:80]}")
+    assert not found, "\n".join(found)
+
+
+#: a README section cited by its title: README, "Title" (or README's "Title")
+README_SECTION = re.compile(r"README(?:'s|,)\s+\"([^\"]+)\"")
+MARKDOWN_NAME = re.compile(r"(?<![\w/-])([\w-]+\.md)\b")
+
+
+def test_cited_readme_sections_and_markdown_files_exist() -> None:
+    """docs/testing.md cited a README section that had been renamed; docs/contract.md a
+    page (openssl-behaviour.md) that was never in the repository."""
+    headings = {m.group(1).strip() for m in re.finditer(r"^#+\s+(.+)$", README.read_text(encoding="utf-8"), re.M)}
+    sources = [*markdown_files(), *sorted(SRC.rglob("*.py")), *sorted((ROOT / "conformance").rglob("*.py"))]
+    missing = []
+    for path in sources:
+        text = path.read_text(encoding="utf-8")
+        for match in README_SECTION.finditer(text):
+            title = " ".join(match.group(1).split())  # the quote may wrap
+            if title not in headings:
+                missing.append(f"{rel(path)}: README section {title!r}")
+        for match in MARKDOWN_NAME.finditer(text):
+            name = match.group(1)
+            if not (ROOT / name).is_file() and not (DOCS / name).is_file():
+                missing.append(f"{rel(path)}: {name}")
+    assert not missing, "\n".join(missing)
+

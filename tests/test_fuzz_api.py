@@ -35,13 +35,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pyossl_async._registry import BACKEND_NAMES
+from pyossl_async.testing import _settings as _testing_settings
 
 from .conftest import load_backend
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join(os.path.dirname(HERE), "src")
-EXAMPLES = int(os.environ.get("PYOSSL_ASYNC_FUZZ_EXAMPLES", "1000"))
-RANDOM = os.environ.get("PYOSSL_ASYNC_FUZZ_RANDOM") == "1"
+EXAMPLES = _testing_settings.fuzz_examples()
+RANDOM = _testing_settings.fuzz_random()
 #: seconds one program may take before the child counts as hung
 PROGRAM_TIMEOUT = 60.0
 
@@ -66,7 +67,7 @@ class FuzzChild:
     def _spawn(self) -> subprocess.Popen[str]:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, env.get("PYTHONPATH")]))
-        log = os.environ.get("PYOSSL_ASYNC_FUZZ_LOG")  # keep the child's stderr (every program) there
+        log = _testing_settings.fuzz_log()  # keep the child's stderr (every program) there
         self.stderr = open(log, "a+") if log else tempfile.TemporaryFile(mode="w+")
         return subprocess.Popen(
             [sys.executable, os.path.join(HERE, "fuzz_machine.py"), self.backend],
@@ -160,7 +161,7 @@ def child(request: pytest.FixtureRequest) -> Iterator[FuzzChild]:
     c = FuzzChild(request.param)
     yield c
     c.close()
-    if os.environ.get("PYOSSL_ASYNC_FUZZ_STATS") == "1":
+    if _testing_settings.fuzz_stats():
         print(f"\nfuzz stats ({request.param}):")
         for what, n in sorted(c.stats.items()):
             print(f"  {n:8d} {what}")

@@ -6,7 +6,6 @@ Anything that could crash runs in a child interpreter (``run_isolated``).
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
 from typing import Any
 
@@ -15,10 +14,11 @@ import pytest
 from pyossl_async._errors import AsyncError, ErrorEntry
 from pyossl_async._libcrypto import PROTOTYPES, drain_errors, err_get_lib, err_get_reason
 from pyossl_async._libcrypto._prototypes import CHECK_NONNULL
+from pyossl_async.testing import _settings as _testing_settings
 
 from .conftest import run_isolated
 
-ALT_LIBCRYPTO = os.environ.get("PYOSSL_ASYNC_TEST_ALT_LIBCRYPTO", "")
+ALT_LIBCRYPTO = _testing_settings.alt_libcrypto() or ""
 
 POINTER_RESULTS = {
     "ASYNC_get_current_job",

@@ -220,3 +220,36 @@ def test_plugin_leaves_the_c_twins_requirement_to_the_conformance_command(tmp_pa
     assert proc.returncode == 0 and "2 passed" in proc.stdout, proc.stdout + proc.stderr
     proc = _pytest(tmp_path, "--pyossl-require", "C")
     assert proc.returncode != 0 and "unknown pyossl-async backend 'C'" in proc.stderr
+
+
+
+#: test modules with a bad marker each (a collection error stops at a module's first one)
+BAD_MARKERS = {
+    "test_misspelt.py": '@pytest.mark.pyossl_backends("opensll")\ndef test_misspelt(pyossl_backend):\n    pass\n',
+    "test_no_name.py": "@pytest.mark.pyossl_backends()\ndef test_no_name(pyossl_backend):\n    pass\n",
+    "test_no_fixture.py": '@pytest.mark.pyossl_backends("pyhton")\ndef test_no_fixture():\n    pass\n',
+    "test_right.py": '@pytest.mark.pyossl_backends("python")\ndef test_right(pyossl_backend):\n    pass\n',
+}
+
+
+@pytest.mark.subprocess
+def test_an_unknown_backend_in_the_marker_is_a_collection_error(tmp_path: Path) -> None:
+    """``pyossl_backends("opensll")`` used to leave an empty parameter set: SKIPPED, silently."""
+    for name, body in BAD_MARKERS.items():
+        (tmp_path / name).write_text("import pytest\n\n" + body)
+    full_env = dict(os.environ)
+    full_env.pop("PYOSSL_ASYNC_REQUIRE_BACKENDS", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--continue-on-collection-errors", "-rA",
+         str(tmp_path)],
+        capture_output=True, text=True, cwd=tmp_path, env=full_env, timeout=300,
+    )
+    out = proc.stdout
+    assert proc.returncode == 1, out + proc.stderr
+    errors = {line.split(" - ", 1)[0] for line in out.splitlines() if line.startswith("ERROR ")}
+    assert errors == {"ERROR test_misspelt.py", "ERROR test_no_name.py", "ERROR test_no_fixture.py"}, out
+    assert "unknown pyossl-async backend 'opensll'; choose from openssl, python" in out, out
+    assert "unknown pyossl-async backend 'pyhton'" in out, out  # checked even where the fixture is not used
+    assert "takes backend names, at least one" in out, out
+    assert "PASSED test_right.py::test_right[python]" in out, out
+    assert "empty parameter set" not in out and "Traceback" not in out, out

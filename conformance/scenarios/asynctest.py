@@ -34,7 +34,7 @@ def man_page_example(be: pa.Backend) -> List[str]:
 
 def _only_pause(t: Trace, who: str) -> Callable[[Any], int]:
     def job(arg: Any) -> int:
-        t.pause(who)
+        t.pause(who=who)
         return 1
 
     return job
@@ -99,10 +99,10 @@ def asynctest_start_job(be: pa.Backend) -> List[str]:
 
     def add_two(arg: Any) -> int:
         ctr[0] += 1
-        t.line(f"ctr = {ctr[0]}", "j")
-        t.pause("j")
+        t.line(f"ctr = {ctr[0]}", who="j")
+        t.pause(who="j")
         ctr[0] += 1
-        t.line(f"ctr = {ctr[0]}", "j")
+        t.line(f"ctr = {ctr[0]}", who="j")
         return 2
 
     t.init(1, 0)
@@ -123,8 +123,8 @@ def asynctest_get_current_job(be: pa.Backend) -> List[str]:
     saved: List[Any] = []
 
     def save_current(arg: Any) -> int:
-        saved.append(t.current("j"))
-        t.pause("j")
+        saved.append(t.current(who="j"))
+        t.pause(who="j")
         return 1
 
     t.init(1, 0)
@@ -146,19 +146,19 @@ def asynctest_wait_ctx_get_all_fds(be: pa.Backend) -> List[str]:
     t = Trace(be)
 
     def waitfd(arg: Any) -> int:
-        job = t.current("j")
+        job = t.current(who="j")
         if job is None:
             return 0
-        ctx = t.get_wait_ctx(job, "j")
+        ctx = t.get_wait_ctx(job, who="j")
         if ctx is None:
             return 0
-        t.pause("j")  # first case: nothing added or removed
+        t.pause(who="j")  # first case: nothing added or removed
         t.set_fd(ctx, ctx, 99, None, cleanup=False, who="j")
-        t.pause("j")  # second case: one fd added
-        t.clear_fd(ctx, ctx, "j")
-        t.pause("j")  # third case: the fd removed
+        t.pause(who="j")  # second case: one fd added
+        t.clear_fd(ctx, ctx, who="j")
+        t.pause(who="j")  # third case: the fd removed
         t.set_fd(ctx, ctx, 99, None, cleanup=False, who="j")
-        t.clear_fd(ctx, ctx, "j")  # last case: added and removed at once
+        t.clear_fd(ctx, ctx, who="j")  # last case: added and removed at once
         return 1
 
     t.init(1, 0)
@@ -181,10 +181,10 @@ def asynctest_block_pause(be: pa.Backend) -> List[str]:
     t = Trace(be)
 
     def blockpause(arg: Any) -> int:
-        t.block("j")
-        t.pause("j")
-        t.unblock("j")
-        t.pause("j")
+        t.block(who="j")
+        t.pause(who="j")
+        t.unblock(who="j")
+        t.pause(who="j")
         return 1
 
     t.init(1, 0)
@@ -216,21 +216,21 @@ def asynctest_start_job_ex(be: pa.Backend) -> List[str]:
     def set0_default(ctx: Any, who: Any = None) -> Any:
         old = default.get()
         default.set(ctx)
-        t.line(f"set0_default({t.n(ctx)}) -> {t.n(old)}", who)
+        t.line(f"set0_default({t.n(ctx)}) -> {t.n(old)}", who=who)
         return old
 
     def change_deflt_libctx(arg: Any) -> int:
         libctx = Sym("L2")
-        t.line("L2 = OSSL_LIB_CTX_new", "j")
+        t.line("L2 = OSSL_LIB_CTX_new", who="j")
         old = set0_default(libctx, "j")
-        t.pause("j")
+        t.pause(who="j")
         if set0_default(old, "j") is not libctx:  # the job still sees its own context
             return 0
         old = set0_default(libctx, "j")
-        t.pause("j")
+        t.pause(who="j")
         if set0_default(old, "j") is not libctx:
             return 0
-        t.line("OSSL_LIB_CTX_free(L2)", "j")
+        t.line("OSSL_LIB_CTX_free(L2)", who="j")
         return 1
 
     libctx = Sym("L")

@@ -14,13 +14,13 @@ def block_nested(be: pa.Backend) -> List[str]:
     t = Trace(be)
 
     def job(arg: Any) -> int:
-        t.block("j")
-        t.block("j")
-        t.pause("j")
-        t.unblock("j")
-        t.pause("j")
-        t.unblock("j")
-        t.pause("j")
+        t.block(who="j")
+        t.block(who="j")
+        t.pause(who="j")
+        t.unblock(who="j")
+        t.pause(who="j")
+        t.unblock(who="j")
+        t.pause(who="j")
         return 1
 
     ctx = t.ctx_new("ctx")
@@ -36,12 +36,12 @@ def unblock_never_below_zero(be: pa.Backend) -> List[str]:
     t = Trace(be)
 
     def job(arg: Any) -> int:
-        t.unblock("j")
-        t.unblock("j")
-        t.block("j")
-        t.pause("j")
-        t.unblock("j")
-        t.pause("j")
+        t.unblock(who="j")
+        t.unblock(who="j")
+        t.block(who="j")
+        t.pause(who="j")
+        t.unblock(who="j")
+        t.pause(who="j")
         return 1
 
     ctx = t.ctx_new("ctx")
@@ -58,7 +58,7 @@ def block_outside_job_ignored(be: pa.Backend) -> List[str]:
     t = Trace(be)
 
     def job(arg: Any) -> int:
-        t.pause("j")
+        t.pause(who="j")
         return 1
 
     t.block()
@@ -78,21 +78,21 @@ def block_leaks_into_thread(be: pa.Backend) -> List[str]:
     t = Trace(be)
 
     def leaker(arg: Any) -> int:
-        t.block("j1")
-        t.pause("j1")
+        t.block(who="j1")
+        t.pause(who="j1")
         return 1
 
     def victim(who: str) -> Any:
         def job(arg: Any) -> int:
-            t.pause(who)
+            t.pause(who=who)
             return 2
 
         return job
 
     def healer(arg: Any) -> int:
-        t.pause("j3")
-        t.unblock("j3")
-        t.pause("j3")
+        t.pause(who="j3")
+        t.unblock(who="j3")
+        t.pause(who="j3")
         return 3
 
     ctx = t.ctx_new("ctx")
@@ -113,11 +113,11 @@ def block_cleared_by_cleanup_thread(be: pa.Backend) -> List[str]:
     t = Trace(be)
 
     def leaker(arg: Any) -> int:
-        t.block("j1")
+        t.block(who="j1")
         return 1
 
     def pauser(arg: Any) -> int:
-        t.pause("j2")
+        t.pause(who="j2")
         return 2
 
     ctx = t.ctx_new("ctx")
@@ -139,15 +139,15 @@ def blocked_pause_keeps_fd_counts(be: pa.Backend) -> List[str]:
     def job(arg: Any) -> int:
         ctx = t.own_ctx()
         t.set_fd(ctx, ka, 20, None, cleanup=False, who="j")
-        t.pause("j")
-        t.changed_fds(ctx, "j")
+        t.pause(who="j")
+        t.changed_fds(ctx, who="j")
         t.set_fd(ctx, kb, 21, None, cleanup=False, who="j")
-        t.block("j")
-        t.pause("j")
-        t.changed_fds(ctx, "j")
-        t.unblock("j")
-        t.pause("j")
-        t.changed_fds(ctx, "j")
+        t.block(who="j")
+        t.pause(who="j")
+        t.changed_fds(ctx, who="j")
+        t.unblock(who="j")
+        t.pause(who="j")
+        t.changed_fds(ctx, who="j")
         return 1
 
     ctx = t.ctx_new("ctx")
@@ -169,14 +169,14 @@ def pause_blocked_context_manager(be: pa.Backend) -> List[str]:
 
     def job(arg: Any) -> int:
         with be.pause_blocked():
-            t.line("block_pause", "j")
+            t.line("block_pause", who="j")
             with be.pause_blocked():
-                t.line("block_pause", "j")
-                t.pause("j")
-            t.line("unblock_pause", "j")
-            t.pause("j")
-        t.line("unblock_pause", "j")
-        t.pause("j")
+                t.line("block_pause", who="j")
+                t.pause(who="j")
+            t.line("unblock_pause", who="j")
+            t.pause(who="j")
+        t.line("unblock_pause", who="j")
+        t.pause(who="j")
         return 1
 
     ctx = t.ctx_new("ctx")
@@ -193,12 +193,12 @@ def pause_outside_job(be: pa.Backend) -> List[str]:
     t = Trace(be)
 
     def job(arg: Any) -> int:
-        t.pause("j")
+        t.pause(who="j")
         return 1
 
     def other_thread() -> None:
-        t.pause("T")
-        t.current("T")
+        t.pause(who="T")
+        t.current(who="T")
 
     t.pause()
     t.current()

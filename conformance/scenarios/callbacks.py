@@ -76,13 +76,13 @@ def callback_engine_pattern(be: pa.Backend) -> List[str]:
 
     def job(arg: Any) -> int:
         wctx = t.own_ctx()
-        t.set_callback(wctx, completion, flag, "j")
-        t.set_status(wctx, 2, "j")  # ASYNC_STATUS_OK: a callback will come
-        t.pause("j")
-        t.line(f"flag = {flag[0]}", "j")
-        t.set_status(wctx, 3, "j")  # ASYNC_STATUS_EAGAIN: resume me later
-        t.pause("j")
-        t.get_status(wctx, "j")
+        t.set_callback(wctx, completion, flag, who="j")
+        t.set_status(wctx, 2, who="j")  # ASYNC_STATUS_OK: a callback will come
+        t.pause(who="j")
+        t.line(f"flag = {flag[0]}", who="j")
+        t.set_status(wctx, 3, who="j")  # ASYNC_STATUS_EAGAIN: resume me later
+        t.pause(who="j")
+        t.get_status(wctx, who="j")
         return int(flag[0])
 
     handle = t.start("j", ctx, job)

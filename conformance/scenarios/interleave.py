@@ -14,9 +14,9 @@ def _counter_job(t: Trace, who: str, pauses: int, base: int) -> Callable[[Any], 
     def job(arg: Any) -> int:
         n = 0
         while n < pauses:
-            t.pause(who)
+            t.pause(who=who)
             n += 1
-        t.line(f"done after {n} pauses", who)
+        t.line(f"done after {n} pauses", who=who)
         return base + n
 
     return job
@@ -93,9 +93,9 @@ def interleave_ctx_per_job(be: pa.Backend) -> List[str]:
         def body(arg: Any) -> int:
             ctx = t.own_ctx()
             t.set_fd(ctx, keys[i], 10 + i, None, who=who)
-            t.pause(who)
-            t.clear_fd(ctx, keys[i], who)
-            t.pause(who)
+            t.pause(who=who)
+            t.clear_fd(ctx, keys[i], who=who)
+            t.pause(who=who)
             return i
 
         return body

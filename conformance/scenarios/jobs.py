@@ -19,7 +19,7 @@ def job_finish_without_pause(be: pa.Backend) -> List[str]:
 
     def returns(value: int) -> Any:
         def job(arg: Any) -> int:
-            t.current("j")
+            t.current(who="j")
             return value
 
         return job
@@ -39,9 +39,9 @@ def job_args_copied(be: pa.Backend) -> List[str]:
     t = Trace(be)
 
     def show(arg: Any) -> int:
-        t.line(f"arg = {_show_arg(arg)}", "j")
-        t.pause("j")
-        t.line(f"arg = {_show_arg(arg)}", "j")
+        t.line(f"arg = {_show_arg(arg)}", who="j")
+        t.pause(who="j")
+        t.line(f"arg = {_show_arg(arg)}", who="j")
         return 0 if arg is None else len(arg)
 
     ctx = t.ctx_new("ctx")
@@ -64,11 +64,11 @@ def job_current_and_wait_ctx(be: pa.Backend) -> List[str]:
     t = Trace(be)
 
     def job(arg: Any) -> int:
-        me = t.current("j")
-        t.get_wait_ctx(me, "j")
-        t.pause("j")
-        me = t.current("j")
-        t.get_wait_ctx(me, "j")
+        me = t.current(who="j")
+        t.get_wait_ctx(me, who="j")
+        t.pause(who="j")
+        me = t.current(who="j")
+        t.get_wait_ctx(me, who="j")
         return 1
 
     t.current()
@@ -89,8 +89,8 @@ def job_resume_ignores_arguments(be: pa.Backend) -> List[str]:
     t = Trace(be)
 
     def job(arg: Any) -> int:
-        t.pause("j")
-        t.get_wait_ctx(t.current("j"), "j")
+        t.pause(who="j")
+        t.get_wait_ctx(t.current(who="j"), who="j")
         return 1
 
     def other(arg: Any) -> int:
@@ -116,8 +116,8 @@ def job_pause_many_times(be: pa.Backend) -> List[str]:
         n = 0
         while n < 5:
             n += 1
-            t.line(f"step {n}", "j")
-            t.pause("j")
+            t.line(f"step {n}", who="j")
+            t.pause(who="j")
         return n
 
     ctx = t.ctx_new("ctx")
@@ -137,11 +137,11 @@ def job_pause_at_depth(be: pa.Backend) -> List[str]:
     def descend(depth: int, acc: int) -> int:
         mine = acc * 3 + depth
         if depth == 8:
-            t.line(f"depth {depth} local {mine}", "j")
-            t.pause("j")
+            t.line(f"depth {depth} local {mine}", who="j")
+            t.pause(who="j")
             return mine
         total = descend(depth + 1, mine)
-        t.line(f"back at depth {depth} local {mine}", "j")
+        t.line(f"back at depth {depth} local {mine}", who="j")
         return (total + mine) % 100000
 
     def job(arg: Any) -> int:

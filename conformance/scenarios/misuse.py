@@ -19,7 +19,7 @@ _UB = "undefined behaviour in C"
 
 def _pauses_once(t: Trace, who: str, result: int = 1) -> Any:
     def job(arg: Any) -> int:
-        t.pause(who)
+        t.pause(who=who)
         return result
 
     return job
@@ -51,7 +51,7 @@ def misuse_start_inside_job(be: pa.Backend) -> List[str]:
     def job(arg: Any) -> int:
         t.start("inner", ctx, _pauses_once(t, "inner"))
         t.resume(other)
-        t.pause("j")
+        t.pause(who="j")
         return 1
 
     t.resume(t.start("j", ctx, job))
@@ -67,8 +67,8 @@ def misuse_pause_without_wait_ctx(be: pa.Backend) -> List[str]:
     t = Trace(be)
 
     def job(arg: Any) -> int:
-        t.pause("j")
-        t.line("still running", "j")
+        t.pause(who="j")
+        t.line("still running", who="j")
         return 3
 
     t.start("j", None, job)
@@ -77,7 +77,7 @@ def misuse_pause_without_wait_ctx(be: pa.Backend) -> List[str]:
         try:
             be.pause_job()
         except pa.JobStateError:
-            t.line("caught JobStateError", "k")
+            t.line("caught JobStateError", who="k")
             return 4
         return 0
 
@@ -149,7 +149,7 @@ def misuse_resume_on_other_thread(be: pa.Backend) -> List[str]:
     def other() -> None:
         t.resume(job)
         t.name(job, "j")
-        t.close_job(job, "T")
+        t.close_job(job, who="T")
 
     t.in_thread(other)
     t.resume(job)
@@ -193,7 +193,7 @@ def job_exception_propagates(be: pa.Backend) -> List[str]:
         raise ValueError("at once")
 
     def fails_after_pause(arg: Any) -> int:
-        t.pause("j")
+        t.pause(who="j")
         raise KeyError("after a pause")
 
     t.start("j", ctx, fails_at_once)
@@ -235,26 +235,26 @@ def job_close_unwinds(be: pa.Backend) -> List[str]:
 
     def polite(arg: Any) -> int:
         try:
-            t.pause("j1")
+            t.pause(who="j1")
             return 1
         finally:
-            t.line("finally ran", "j1")
+            t.line("finally ran", who="j1")
 
     def stubborn(arg: Any) -> int:
         try:
-            t.pause("j2")
+            t.pause(who="j2")
         except pa.JobCancelled:
-            t.line("caught JobCancelled", "j2")
+            t.line("caught JobCancelled", who="j2")
         try:
-            t.pause("j2")
+            t.pause(who="j2")
         except pa.JobCancelled:
-            t.line("caught JobCancelled again", "j2")
+            t.line("caught JobCancelled again", who="j2")
         return 7
 
     def self_closer(arg: Any) -> int:
         me = be.get_current_job()
         t.name(me, "j3")
-        t.close_job(me, "j3")
+        t.close_job(me, who="j3")
         return 3
 
     j1 = t.start("j1", ctx, polite)
@@ -280,10 +280,10 @@ def job_handle_dropped(be: pa.Backend) -> List[str]:
         try:
             be.pause_job()
         except pa.JobCancelled:
-            t.line("JobCancelled", "j")
+            t.line("JobCancelled", who="j")
             raise
         finally:
-            t.line("finally ran", "j")
+            t.line("finally ran", who="j")
         return 1
 
     import warnings
@@ -311,9 +311,9 @@ def misuse_inside_job(be: pa.Backend) -> List[str]:
     def job(arg: Any) -> int:
         t.resume(other)
         t.name(other, "other")
-        t.close_job(other, "j")
-        t.cleanup_thread("j")
-        t.ctx_free(ctx, "j")
+        t.close_job(other, who="j")
+        t.cleanup_thread(who="j")
+        t.ctx_free(ctx, who="j")
         return 1
 
     t.start("j", ctx, job)

@@ -10,7 +10,7 @@ from pyossl_async.testing.conformance import Trace, scenario
 
 def _pauses_once(t: Trace, who: str, result: int = 1) -> Callable[[Any], int]:
     def job(arg: Any) -> int:
-        t.pause(who)
+        t.pause(who=who)
         return result
 
     return job
@@ -107,7 +107,7 @@ def pool_no_jobs_changes_nothing(be: pa.Backend) -> List[str]:
 
     def job(arg: Any) -> int:
         t.set_fd(ctx, key, 5, None, cleanup=False, who="j1")
-        t.pause("j1")
+        t.pause(who="j1")
         return 1
 
     j1 = t.start("j1", ctx, job)
@@ -187,8 +187,8 @@ def init_thread_inside_job(be: pa.Backend) -> List[str]:
     ctx = t.ctx_new("ctx")
 
     def job(arg: Any) -> int:
-        t.init(1, 0, "j1")
-        t.pause("j1")
+        t.init(1, 0, who="j1")
+        t.pause(who="j1")
         return 1
 
     j1 = t.start("j1", ctx, job)

@@ -12,12 +12,12 @@ from typing import Any, Callable, List
 
 import pyossl_async as pa
 from pyossl_async.testing.conformance import Trace, scenario
-from pyossl_async.testing.conformance.trace import SCENARIO_BUGS
+from pyossl_async.testing.conformance.trace import is_scenario_bug
 
 
 def _pauses_once(t: Trace, who: str, result: int) -> Callable[[Any], int]:
     def job(arg: Any) -> int:
-        t.pause(who)
+        t.pause(who=who)
         return result
 
     return job
@@ -36,13 +36,13 @@ def threads_own_pools(be: pa.Backend) -> List[str]:
     def other() -> None:
         tctx = t.ctx_new("tctx")
         handles = [t.start(f"t{i}", tctx, _pauses_once(t, f"t{i}", 10 + i)) for i in (1, 2)]
-        t.init(1, 0, "T")  # a new pool of one: t3 fits although t1 and t2 are paused
+        t.init(1, 0, who="T")  # a new pool of one: t3 fits although t1 and t2 are paused
         handles.append(t.start("t3", tctx, _pauses_once(t, "t3", 13)))
         t.start("t4", tctx, _pauses_once(t, "t4", 14))
         for handle in handles:
             t.resume(handle)
         t.ctx_free(tctx)
-        t.cleanup_thread("T")
+        t.cleanup_thread(who="T")
 
     t.in_thread(other)
     t.start("j2", ctx, _pauses_once(t, "j2", 2))
@@ -60,25 +60,25 @@ def threads_current_job_is_per_thread(be: pa.Backend) -> List[str]:
     ctx = t.ctx_new("ctx")
 
     def main_job(arg: Any) -> int:
-        t.pause("j")
-        t.current("j")
+        t.pause(who="j")
+        t.current(who="j")
         return 1
 
     handle = t.start("j", ctx, main_job)
 
     def other() -> None:
-        t.current("T")
+        t.current(who="T")
         tctx = t.ctx_new("tctx")
 
         def job(arg: Any) -> int:
-            t.pause("t")
-            t.current("t")
+            t.pause(who="t")
+            t.current(who="t")
             return 2
 
         t.resume(t.start("t", tctx, job))
-        t.current("T")
+        t.current(who="T")
         t.ctx_free(tctx)
-        t.cleanup_thread("T")
+        t.cleanup_thread(who="T")
 
     t.in_thread(other)
     t.resume(handle)
@@ -93,12 +93,12 @@ def threads_block_is_per_thread(be: pa.Backend) -> List[str]:
     t = Trace(be)
 
     def leaker(arg: Any) -> int:
-        t.block("t1")
+        t.block(who="t1")
         return 1
 
     def pauser(who: str) -> Callable[[Any], int]:
         def job(arg: Any) -> int:
-            t.pause(who)
+            t.pause(who=who)
             return 2
 
         return job
@@ -108,7 +108,7 @@ def threads_block_is_per_thread(be: pa.Backend) -> List[str]:
         t.start("t1", tctx, leaker)
         t.start("t2", tctx, pauser("t2"))  # blocked in this thread: finishes at once
         t.ctx_free(tctx)
-        t.cleanup_thread("T")
+        t.cleanup_thread(who="T")
 
     t.in_thread(other)
     ctx = t.ctx_new("ctx")
@@ -127,8 +127,8 @@ def threads_cleanup_is_per_thread(be: pa.Backend) -> List[str]:
     j1 = t.start("j1", ctx, _pauses_once(t, "j1", 1))
 
     def other() -> None:
-        t.init(5, 0, "T")
-        t.cleanup_thread("T")
+        t.init(5, 0, who="T")
+        t.cleanup_thread(who="T")
 
     t.in_thread(other)
     t.start("j2", ctx, _pauses_once(t, "j2", 2))
@@ -159,9 +159,9 @@ def threads_parallel_jobs(be: pa.Backend) -> List[str]:
 
             def body(arg: Any, who: str = who, k: int = k) -> int:
                 s.set_fd(ctx, key, 100 * i + k, None, cleanup=False, who=who)
-                s.pause(who)
-                s.clear_fd(ctx, key, who)
-                s.pause(who)
+                s.pause(who=who)
+                s.clear_fd(ctx, key, who=who)
+                s.pause(who=who)
                 return 10 * i + k
 
             jobs.append(s.start(who, ctx, body))
@@ -191,7 +191,7 @@ def threads_parallel_jobs(be: pa.Backend) -> List[str]:
         for line in s.lines:
             t.line(f"T{i}| {line}")
     for exc in failures:
-        if isinstance(exc, SCENARIO_BUGS):
+        if is_scenario_bug(exc):
             raise exc  # a bug in this scenario, not an observation
         t.raised(f"thread raised {type(exc).__name__}: {exc}", exc)
     return t.lines

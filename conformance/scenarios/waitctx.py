@@ -109,11 +109,11 @@ def fd_reset_at_resume(be: pa.Backend) -> List[str]:
 
     def job(arg: Any) -> int:
         t.set_fd(ctx, kb, 7, None, who="j")
-        t.pause("j")
-        t.changed_fds(ctx, "j")
-        t.clear_fd(ctx, kb, "j")
-        t.pause("j")
-        t.changed_fds(ctx, "j")
+        t.pause(who="j")
+        t.changed_fds(ctx, who="j")
+        t.clear_fd(ctx, kb, who="j")
+        t.pause(who="j")
+        t.changed_fds(ctx, who="j")
         return 1
 
     t.set_fd(ctx, ka, 1, None)
@@ -139,12 +139,12 @@ def fd_clear_after_resume_marks_deleted(be: pa.Backend) -> List[str]:
 
     def job(arg: Any) -> int:
         t.set_fd(ctx, ka, 11, da, who="j")
-        t.pause("j")
-        t.clear_fd(ctx, ka, "j")
-        t.get_fd(ctx, ka, "j")
-        t.all_fds(ctx, "j")
-        t.changed_fds(ctx, "j")
-        t.clear_fd(ctx, ka, "j")  # already deleted: 0
+        t.pause(who="j")
+        t.clear_fd(ctx, ka, who="j")
+        t.get_fd(ctx, ka, who="j")
+        t.all_fds(ctx, who="j")
+        t.changed_fds(ctx, who="j")
+        t.clear_fd(ctx, ka, who="j")  # already deleted: 0
         return 1
 
     handle = t.start("j", ctx, job)
@@ -164,15 +164,15 @@ def fd_readd_after_marked_delete(be: pa.Backend) -> List[str]:
 
     def job(arg: Any) -> int:
         t.set_fd(ctx, ka, 11, None, who="j")
-        t.pause("j")
-        t.clear_fd(ctx, ka, "j")
+        t.pause(who="j")
+        t.clear_fd(ctx, ka, who="j")
         t.set_fd(ctx, ka, 12, None, who="j")
-        t.get_fd(ctx, ka, "j")
-        t.all_fds(ctx, "j")
-        t.changed_fds(ctx, "j")
-        t.pause("j")
-        t.changed_fds(ctx, "j")
-        t.all_fds(ctx, "j")
+        t.get_fd(ctx, ka, who="j")
+        t.all_fds(ctx, who="j")
+        t.changed_fds(ctx, who="j")
+        t.pause(who="j")
+        t.changed_fds(ctx, who="j")
+        t.all_fds(ctx, who="j")
         return 1
 
     handle = t.start("j", ctx, job)
@@ -192,14 +192,14 @@ def fd_counts_carry_over_to_next_job(be: pa.Backend) -> List[str]:
     ctx = t.ctx_new("ctx")
 
     def first(arg: Any) -> int:
-        t.pause("j1")
+        t.pause(who="j1")
         t.set_fd(ctx, ka, 3, None, who="j1")
         return 1
 
     def second(arg: Any) -> int:
         t.set_fd(ctx, kb, 4, None, who="j2")
-        t.pause("j2")
-        t.changed_fds(ctx, "j2")
+        t.pause(who="j2")
+        t.changed_fds(ctx, who="j2")
         return 2
 
     t.resume(t.start("j1", ctx, first))
@@ -223,9 +223,9 @@ def fd_two_jobs_share_a_ctx(be: pa.Backend) -> List[str]:
     def job(key: Any, fd: int, who: str) -> Any:
         def body(arg: Any) -> int:
             t.set_fd(ctx, key, fd, None, who=who)
-            t.pause(who)
-            t.changed_fds(ctx, who)
-            t.pause(who)
+            t.pause(who=who)
+            t.changed_fds(ctx, who=who)
+            t.pause(who=who)
             return fd
 
         return body
@@ -268,9 +268,9 @@ def fd_ops_inside_job_on_other_ctx(be: pa.Backend) -> List[str]:
     def job(arg: Any) -> int:
         t.set_fd(own, ka, 1, None, who="j")
         t.set_fd(other, kb, 2, None, who="j")
-        t.pause("j")
-        t.changed_fds(own, "j")
-        t.changed_fds(other, "j")
+        t.pause(who="j")
+        t.changed_fds(own, who="j")
+        t.changed_fds(other, who="j")
         return 1
 
     t.resume(t.start("j", own, job))

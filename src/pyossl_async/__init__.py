@@ -24,7 +24,6 @@ from typing import Callable as _Callable
 from typing import ContextManager as _ContextManager
 from typing import Optional as _Optional
 from typing import TypeVar as _TypeVar
-from typing import Union as _Union
 
 from ._constants import Status, WaitStatus
 from ._errors import (
@@ -33,13 +32,14 @@ from ._errors import (
     ErrorEntry,
     JobCancelled,
     JobStateError,
+    SettingError,
     WaitCtxClosedError,
 )
-from ._protocol import Backend, BackendName, Job, StartResult, WaitCtx
+from ._protocol import Backend, BackendArg, BackendName, Job, StartResult, WaitCtx
 from ._registry import available_backends, get_backend
 from ._running import RUNNING_JOB as _RUNNING_JOB
 from ._running import running_record as _running_record
-from .drive._blocking import DEFAULT_CLOSE_TIMEOUT
+from .drive import _blocking as _drive_blocking
 from .engine import await_future, wait_for_fd
 
 if _TYPE_CHECKING:
@@ -51,6 +51,19 @@ __version__ = "0.1.0"
 
 #: the same class as ``WaitCtx`` (its earlier name)
 WaitCtxType = WaitCtx
+
+#: seconds closing a job may take when no timeout is given: ``$PYOSSL_ASYNC_CLOSE_TIMEOUT``,
+#: else 10. Read the first time it is needed or read, then fixed for the process; a
+#: bad value raises ``SettingError`` then, never at import (see ``__getattr__``).
+DEFAULT_CLOSE_TIMEOUT: float
+
+if not _TYPE_CHECKING:  # mypy would take a module __getattr__ to make every name valid
+
+    def __getattr__(name: str) -> _Any:
+        if name == "DEFAULT_CLOSE_TIMEOUT":
+            return _drive_blocking.DEFAULT_CLOSE_TIMEOUT
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 ERR = Status.ERR
 NO_JOBS = Status.NO_JOBS
@@ -65,12 +78,14 @@ __all__ = [
     "PAUSE",
     "AsyncError",
     "Backend",
+    "BackendArg",
     "BackendName",
     "BackendUnavailable",
     "ErrorEntry",
     "Job",
     "JobCancelled",
     "JobStateError",
+    "SettingError",
     "StartResult",
     "Status",
     "WaitCtx",
@@ -197,7 +212,7 @@ def run_job(
     func: _Callable[[_Any], _R],
     args: _Any = None,
     *,
-    backend: _Union[Backend, BackendName, None] = None,
+    backend: BackendArg = None,
     ctx: _Optional[WaitCtx] = None,
     timeout: _Optional[float] = None,
     close_timeout: _Optional[float] = None,

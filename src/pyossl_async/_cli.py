@@ -1,8 +1,9 @@
 """``python -m pyossl_async {demo,info,conformance,bench}``.
 
-Errors the user can fix (a backend that cannot be had, an output file that
-cannot be written, a missing optional dependency) are one line on stderr and
-exit status 2, checked before any work starts; never a traceback.
+Errors the user can fix (a setting the library does not accept, a backend that
+cannot be had, an output file that cannot be written, a missing optional
+dependency) are one line on stderr and exit status 2, checked before any work
+starts; never a traceback. ``info`` reports them instead of refusing.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import sys
 from typing import Callable, List, Optional
 
-from . import _registry
+from . import _registry, _settings
 from ._cli_support import (
     CliError,
     check_output_path,
@@ -22,6 +23,7 @@ from ._cli_support import (
     plural,
     require_backends,
 )
+from ._errors import SettingError
 
 __all__ = ["CliError", "check_output_path", "main", "plural", "require_backends"]
 
@@ -36,10 +38,7 @@ EXIT_BROKEN_PIPE = 1
 def _demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
-    try:
-        asked = _registry.requested_backends()
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    asked = _registry.requested_backends()
     if args.backend is not None:
         asked = {args.backend: f"--backend {args.backend}"}
     require_backends(asked)  # asked for but unable to run jobs: refused before the first line
@@ -134,9 +133,15 @@ def _stdout_gone() -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.run is not _info:  # info reports a refused setting instead
+            _settings.check()
+            if args.run is _conformance:
+                from .testing import _settings as _testing_settings
+
+                _testing_settings.check()
         status = int(args.run(args))
         sys.stdout.flush()  # inside the try: a reader gone shows here, not at exit
-    except CliError as exc:
+    except (CliError, SettingError) as exc:
         print(f"pyossl_async {args.command}: {exc}", file=sys.stderr)
         return EXIT_CANNOT_RUN
     except BrokenPipeError:

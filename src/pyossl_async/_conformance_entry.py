@@ -18,18 +18,19 @@ that does not import: its traceback is shown) is exit status 2 as well.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Dict, Tuple
 
-from . import _registry
+from . import _registry, _settings
 from ._cli_support import CliError, require_backends
+from ._errors import SettingError
+from .testing import _settings as _testing_settings
 
 __all__ = ["ENV_REQUIRE", "requirements", "run_conformance"]
 
 #: backends (and ``C``, the twins) that must run; the test suite reads it too
-ENV_REQUIRE = "PYOSSL_ASYNC_REQUIRE_BACKENDS"
-C_TWINS = "C"
+ENV_REQUIRE = _testing_settings.ENV_REQUIRE_BACKENDS
+C_TWINS = _testing_settings.C_TWINS
 
 
 def requirements(args: argparse.Namespace) -> Tuple[Dict[str, str], bool]:
@@ -40,22 +41,15 @@ def requirements(args: argparse.Namespace) -> Tuple[Dict[str, str], bool]:
     """
     try:
         backends = _registry.requested_backends()
-    except ValueError as exc:
+        required = _testing_settings.required_backends()
+    except SettingError as exc:
         raise CliError(str(exc)) from None
     for name in getattr(args, "backend", None) or []:
         backends.setdefault(name, f"--backend {name}")
-    required = os.environ.get(ENV_REQUIRE, "")
-    need_c = False
-    for name in (n.strip() for n in required.split(",")):
-        if not name:
-            continue
-        if name.upper() == C_TWINS:
-            need_c = True
-        elif name in _registry.BACKEND_NAMES:
-            backends.setdefault(name, f"{ENV_REQUIRE}={required}")
-        else:
-            choices = ", ".join([*_registry.BACKEND_NAMES, C_TWINS])
-            raise CliError(f"{ENV_REQUIRE}={required}: unknown name {name!r}; choose from {choices}")
+    for name in required:
+        if name != C_TWINS:
+            backends.setdefault(name, _settings.assignment(ENV_REQUIRE))
+    need_c = C_TWINS in required
     return backends, need_c and not getattr(args, "no_c", False)
 
 

@@ -7,7 +7,7 @@ that ``except Exception`` in job code cannot swallow a cancellation.
 
 from __future__ import annotations
 
-from typing import Iterable, NamedTuple
+from typing import Any, Iterable, NamedTuple
 
 __all__ = [
     "AsyncError",
@@ -15,6 +15,7 @@ __all__ = [
     "ErrorEntry",
     "JobCancelled",
     "JobStateError",
+    "SettingError",
     "WaitCtxClosedError",
 ]
 
@@ -63,6 +64,38 @@ class JobStateError(AsyncError, RuntimeError):
 
 class WaitCtxClosedError(AsyncError, ValueError):
     """A closed ``WaitCtx`` was used."""
+
+
+class SettingError(AsyncError, ValueError):
+    """A ``PYOSSL_ASYNC_*`` environment variable has a value the library does not accept.
+
+    ``str()`` is one line: the variable, its value, what is wrong and what is
+    accepted (``PYOSSL_ASYNC_STACK_MODE=bogus: unknown stack mode 'bogus'; choose
+    from auto, nested, openssl``). Raised at the library's first use
+    (``get_backend()``, ``WaitCtx()``, ``run_job()``...), never at import, and
+    never turned into a fallback: a typo in a setting must not quietly run
+    something else. A ``ValueError`` too, as a bad value is.
+    """
+
+    variable: str
+    value: str
+    problem: str
+    accepted: str
+
+    def __init__(self, variable: str, value: str, problem: str, accepted: str) -> None:
+        super().__init__(f"{variable}={shown_value(value)}: {problem}; {accepted}")
+        self.variable, self.value, self.problem, self.accepted = variable, value, problem, accepted
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.variable, self.value, self.problem, self.accepted))
+
+
+def shown_value(value: str) -> str:
+    """An environment variable's value as a message shows it: as typed, or quoted
+    (``repr``) when it is empty or has spaces or unprintable characters."""
+    if value and value.isprintable() and not any(c.isspace() for c in value):
+        return value
+    return repr(value)
 
 
 class JobCancelled(BaseException):

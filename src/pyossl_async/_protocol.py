@@ -22,6 +22,7 @@ from typing import (
     Protocol,
     Tuple,
     TypeVar,
+    Union,
     runtime_checkable,
 )
 
@@ -38,6 +39,7 @@ else:
 
 __all__ = [
     "Backend",
+    "BackendArg",
     "BackendName",
     "CleanupFunc",
     "Job",
@@ -194,3 +196,10 @@ class Backend(Protocol):
     def unblock_pause(self) -> None: ...
 
     def pause_blocked(self) -> AbstractContextManager[None]: ...
+
+
+#: What every ``backend=`` parameter takes: a backend object, a backend's name, or
+#: ``None`` for the default one (``get_backend()``). Names are the ``Literal`` for
+#: type checkers, so a misspelt name is caught before it runs; a name held in a
+#: plain ``str`` goes through ``get_backend(name)``, which checks it at run time.
+BackendArg = Union[Backend, BackendName, None]

@@ -3,7 +3,9 @@
 Selection is strict about what was asked for. ``get_backend()`` falls back to
 ``"python"`` only when nothing was asked: with ``$PYOSSL_ASYNC_BACKEND`` or
 ``$PYOSSL_ASYNC_LIBCRYPTO`` set, a request that cannot be honoured raises, naming
-the variable, its value and why, instead of quietly running something else.
+the variable, its value and why, instead of quietly running something else. A
+setting the library does not accept (``_settings``) is refused at the first call
+here, whichever backend is asked for, for the same reason.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import os
 import threading
 from typing import Callable, Dict, List, Optional, Union
 
+from . import _settings
 from ._errors import BackendUnavailable
-from ._protocol import Backend, BackendName
+from ._protocol import Backend, BackendArg, BackendName
 
 __all__ = [
     "BACKEND_NAMES",
@@ -23,13 +26,12 @@ __all__ = [
     "backend_problems",
     "get_backend",
     "requested_backends",
+    "resolve_backend",
     "selection_reason",
 ]
 
-ENV_BACKEND = "PYOSSL_ASYNC_BACKEND"
-#: the same name as ``_libcrypto.ENV_LIBCRYPTO``, not imported from there: this
-#: module must work where ctypes cannot be imported
-ENV_LIBCRYPTO = "PYOSSL_ASYNC_LIBCRYPTO"
+ENV_BACKEND = _settings.ENV_BACKEND
+ENV_LIBCRYPTO = _settings.ENV_LIBCRYPTO
 BACKEND_NAMES = ("openssl", "python")
 
 _lock = threading.RLock()
@@ -46,7 +48,7 @@ def _load_openssl() -> Backend:
         from .backends.openssl import OpenSSLBackend
     except ImportError as exc:  # an interpreter built without ctypes
         why = f"the openssl backend cannot be imported: {exc}"
-        asked = _env(ENV_LIBCRYPTO)
+        asked = _settings.libcrypto()
         raise BackendUnavailable(f"{ENV_LIBCRYPTO}={asked}: {why}" if asked else why) from exc
 
     crypto = load_libcrypto()
@@ -89,15 +91,6 @@ def _load(name: str) -> Backend:
         return backend
 
 
-def _env(name: str) -> Optional[str]:
-    """An environment variable's value; unset and empty are the same (None)."""
-    return os.environ.get(name) or None
-
-
-def _unknown_in_env(asked: str) -> ValueError:
-    return ValueError(f"{ENV_BACKEND}={asked}: unknown backend {asked!r}; choose from {', '.join(BACKEND_NAMES)}")
-
-
 def get_backend(name: Optional[Union[BackendName, str]] = None) -> Backend:
     """The backend called ``name``; with ``None``, the one this process should use.
 
@@ -105,16 +98,17 @@ def get_backend(name: Optional[Union[BackendName, str]] = None) -> Backend:
     ``$PYOSSL_ASYNC_LIBCRYPTO`` is set, ``"openssl"`` with that library, which
     must load and be able to run jobs; else ``"openssl"`` when libcrypto loads
     and can run jobs here, else ``"python"``. What the environment asks for and
-    cannot be had raises ``BackendUnavailable`` (``ValueError`` for an unknown
-    ``$PYOSSL_ASYNC_BACKEND``), naming the variable; there is no fallback then.
+    cannot be had raises ``BackendUnavailable``, naming the variable; there is no
+    fallback then. Any ``PYOSSL_ASYNC_*`` setting with a value that is not
+    accepted (an unknown ``$PYOSSL_ASYNC_BACKEND`` too) raises ``SettingError``,
+    whatever ``name`` is.
     """
     global _selection_reason
+    _settings.check()
     if name is None:
-        asked = _env(ENV_BACKEND)
+        asked = _settings.backend()
         if asked is None:
             return _default()
-        if asked not in _LOADERS:
-            raise _unknown_in_env(asked)
         try:
             backend = _load(asked)
         except BackendUnavailable as exc:
@@ -128,9 +122,28 @@ def get_backend(name: Optional[Union[BackendName, str]] = None) -> Backend:
     return _load(name)
 
 
+def resolve_backend(backend: BackendArg, default: Optional[BackendName] = None) -> Backend:
+    """The backend a ``backend=`` argument stands for; the one check every such parameter uses.
+
+    ``None``: ``get_backend(default)``; a name: ``get_backend(name)`` (``ValueError``
+    for an unknown one); an object with the backend's methods: itself. Anything
+    else is a ``TypeError`` that says what is accepted.
+    """
+    if backend is None:
+        return get_backend(default)
+    if isinstance(backend, str):
+        return get_backend(backend)
+    if callable(getattr(backend, "start_job", None)) and callable(getattr(backend, "WaitCtx", None)):
+        return backend
+    raise TypeError(
+        f"backend must be a backend name ({', '.join(map(repr, BACKEND_NAMES))}), a Backend or None, "
+        f"not {type(backend).__name__}"
+    )
+
+
 def _default() -> Backend:
     global _selection_reason
-    library = _env(ENV_LIBCRYPTO)
+    library = _settings.libcrypto()
     try:
         backend = _load("openssl")
     except BackendUnavailable as exc:
@@ -159,16 +172,14 @@ def requested_backends() -> Dict[str, str]:
     """The backends the environment asks for, each with the setting that asks.
 
     ``{"openssl": "PYOSSL_ASYNC_LIBCRYPTO=/x/libcrypto.so.3"}``: what a command
-    must be able to run, or refuse to run. ``ValueError`` for an unknown
+    must be able to run, or refuse to run. ``SettingError`` for an unknown
     ``$PYOSSL_ASYNC_BACKEND``.
     """
     out: Dict[str, str] = {}
-    asked = _env(ENV_BACKEND)
+    asked = _settings.backend()
     if asked is not None:
-        if asked not in _LOADERS:
-            raise _unknown_in_env(asked)
         out[asked] = f"{ENV_BACKEND}={asked}"
-    library = _env(ENV_LIBCRYPTO)
+    library = _settings.libcrypto()
     if library is not None:
         out.setdefault("openssl", f"{ENV_LIBCRYPTO}={library}")
     return out
@@ -180,7 +191,9 @@ def selection_reason() -> str:
 
 
 def available_backends() -> List[str]:
-    """The names of the backends that load in this process."""
+    """The names of the backends that load in this process (``SettingError`` for a
+    setting that is not accepted)."""
+    _settings.check()
     out = []
     for name in BACKEND_NAMES:
         try:

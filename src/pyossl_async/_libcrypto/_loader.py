@@ -20,6 +20,7 @@ import os
 import sys
 from typing import Any, Callable, Optional
 
+from .. import _settings
 from .._errors import AsyncError, BackendUnavailable
 from ._dlinfo import loaded_library_file
 from ._errqueue import drain_errors
@@ -34,7 +35,7 @@ __all__ = [
     "version_name",
 ]
 
-ENV_LIBCRYPTO = "PYOSSL_ASYNC_LIBCRYPTO"
+ENV_LIBCRYPTO = _settings.ENV_LIBCRYPTO
 OPENSSL_INIT_ASYNC = 0x00000100
 OPENSSL_INIT_LOAD_CRYPTO_STRINGS = 0x00000002
 OPENSSL_VERSION_TEXT = 0  # OpenSSL_version(OPENSSL_VERSION)
@@ -48,7 +49,7 @@ _VERSIONED = {
 
 def candidate_paths() -> list[str]:
     """Library names or paths to try, in order."""
-    override = os.environ.get(ENV_LIBCRYPTO)
+    override = _settings.libcrypto()
     if override:
         return [override]
     out: list[str] = []
@@ -270,7 +271,7 @@ def load_libcrypto() -> LibCrypto:
     With ``$PYOSSL_ASYNC_LIBCRYPTO`` set, only that library is tried, and the
     message names the variable, the path and why it cannot be used.
     """
-    override = os.environ.get(ENV_LIBCRYPTO)
+    override = _settings.libcrypto()
     if override:
         return _open_override(override)
     reasons = []

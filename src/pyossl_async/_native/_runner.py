@@ -28,6 +28,7 @@ from ctypes import CFUNCTYPE, byref, c_int, c_int64, c_uint64, c_void_p
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, Iterator, List, Optional, Protocol
 
+from .. import _settings
 from .._errors import AsyncError
 from .._libcrypto._types import ASYNC_job_fn, ASYNC_stack_alloc_fn
 from ._abi import NativeUnsupported, check_interpreter, detect_abi
@@ -53,7 +54,6 @@ __all__ = [
     "JobBody",
     "JobRunner",
     "NativeSupport",
-    "parse_size",
 ]
 
 ASYNC_ERR, ASYNC_NO_JOBS, ASYNC_PAUSE, ASYNC_FINISH = 0, 1, 2, 3
@@ -62,38 +62,12 @@ ASYNC_ERR, ASYNC_NO_JOBS, ASYNC_PAUSE, ASYNC_FINISH = 0, 1, 2, 3
 #: C stack per call there) and for 3.13's C recursion limit (deep repr/json),
 #: with margin. Untouched pages cost no memory (MAP_NORESERVE).
 DEFAULT_STACK_SIZE = 4 << 20
-MIN_STACK_SIZE = 64 << 10
-ENV_STACK_SIZE = "PYOSSL_ASYNC_STACK_SIZE"
-ENV_STACK_MODE = "PYOSSL_ASYNC_STACK_MODE"
-ENV_SWITCH = "PYOSSL_ASYNC_SWITCH"
-SWITCH_MODES = ("auto", "native", "chain")
+ENV_STACK_SIZE = _settings.ENV_STACK_SIZE
+ENV_STACK_MODE = _settings.ENV_STACK_MODE
+ENV_SWITCH = _settings.ENV_SWITCH
 #: the helper stacks of the call chains only run C (and, on 3.2+, the stack
 #: allocator callback); they never run job code
 CHAIN_SLICE = 256 << 10
-
-
-def _switch_mode() -> str:
-    """``$PYOSSL_ASYNC_SWITCH``: ``auto`` (default), ``native`` or ``chain``."""
-    value = os.environ.get(ENV_SWITCH, "").strip().lower() or "auto"
-    if value not in SWITCH_MODES:
-        raise NativeUnsupported(f"{ENV_SWITCH}={value!r}: use one of {', '.join(SWITCH_MODES)}")
-    return value
-
-
-def parse_size(text: str) -> int:
-    """``"4M"``, ``"512k"`` or a byte count."""
-    t = text.strip().lower()
-    scale = 1
-    if t and t[-1] in "kmg":
-        scale = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[t[-1]]
-        t = t[:-1]
-    try:
-        value = int(t) * scale
-    except ValueError:
-        raise ValueError(f"not a size: {text!r} (a byte count, or a number with k, M or G)") from None
-    if value < MIN_STACK_SIZE:
-        raise ValueError(f"job stack size {value} is below the minimum {MIN_STACK_SIZE}")
-    return value
 
 
 class JobBody(Protocol):
@@ -323,11 +297,9 @@ class NativeSupport:
         #: raising JobCancelled in a job paused inside C code (see _tstate)
         self.async_exc = AsyncExceptions(self.api)
         self.crypto = crypto
-        env_size = os.environ.get(ENV_STACK_SIZE)
-        try:
-            self.stack_size = parse_size(env_size) if env_size else DEFAULT_STACK_SIZE
-        except ValueError as exc:
-            raise ValueError(f"{ENV_STACK_SIZE}={env_size!r}: {exc}") from None
+        self.stack_size = _settings.stack_size() or DEFAULT_STACK_SIZE
+        #: ``$PYOSSL_ASYNC_DEBUG``: verify the thread-state binding at every switch (slow)
+        self.debug = _settings.debug()
         self.start_job_address = crypto.address("ASYNC_start_job")
         # untyped fast bindings for the two hottest calls (typed ones are in the table)
         fast = ctypes.CDLL(crypto.path)
@@ -351,7 +323,7 @@ class NativeSupport:
 
     def _choose_switch(self, crypto: LibCrypto) -> str:
         """Load the native switch unless told not to; why the chosen one runs."""
-        mode = _switch_mode()
+        mode = _settings.switch_mode()
         if mode == "chain":
             return f"{ENV_SWITCH}=chain"
         try:
@@ -364,16 +336,15 @@ class NativeSupport:
             return f"call chain: {exc}"
         return self.switch.info()
 
-    def new_runner(self) -> JobRunner:
-        """The calling OS thread's runner, with the switch this process uses."""
-        if self.switch is not None:
+    def new_runner(self, switch: Optional[str] = None) -> JobRunner:
+        """The calling OS thread's runner, with the switch this process uses (``switch``:
+        ``"chain"`` forces the call chain for this thread, as the benchmark does)."""
+        if self.switch is not None and switch != "chain":
             return NativeRunner(self)
         return ChainRunner(self)
 
     def _choose_stack_mode(self, crypto: LibCrypto) -> tuple[str, str]:
-        forced = os.environ.get(ENV_STACK_MODE, "").strip().lower()
-        if forced not in ("", "nested", "openssl"):
-            raise NativeUnsupported(f"{ENV_STACK_MODE}={forced!r}: use 'nested' or 'openssl'")
+        forced = _settings.stack_mode()
         if forced == "nested":
             return "nested", f"{ENV_STACK_MODE}=nested"
         if not crypto.has("ASYNC_set_mem_functions"):
@@ -567,7 +538,7 @@ class JobRunner:
             exc, ex.interrupt = ex.interrupt, None
             raise exc or RuntimeError("a job frame ended before it was entered") from None
         self.current_frame = frame
-        verify = self.verified_starts < 2 or _DEBUG
+        verify = self.verified_starts < 2 or self.native.debug
         allocator = self._allocator
         if allocator is not None and allocator.generator.gi_frame is None:  # it ended: see arm()
             self._allocator = self.native.openssl_stacks.arm()  # type: ignore[union-attr]
@@ -667,7 +638,7 @@ class JobRunner:
         try:
             yield from (0,)  # parked here; the entry callback resumes it
             ex.entered = True
-            if (self.verified_starts < 2 or _DEBUG) and not self.native.binding.check_job(ex.tstate):
+            if (self.verified_starts < 2 or self.native.debug) and not self.native.binding.check_job(ex.tstate):
                 ex.binding_ok = False
             else:
                 ex.body.run_in_job()
@@ -746,7 +717,7 @@ class NativeRunner(JobRunner):
 
     def switch_for(self, ex: Execution) -> Callable[[], int]:
         switch: Callable[[], int] = functools.partial(self._call, ex.slot.ref)  # C from end to end
-        if _DEBUG:
+        if self.native.debug:
             return functools.partial(self._debug_switch, switch)
         return switch
 
@@ -825,7 +796,7 @@ class ChainRunner(JobRunner):
 
     def switch_for(self, ex: Execution) -> Callable[[], int]:
         switch: Callable[[], int] = functools.partial(self._chain_resume, ex)
-        if _DEBUG:
+        if self.native.debug:
             return functools.partial(self._debug_switch, switch)
         return switch
 
@@ -853,7 +824,6 @@ class ChainRunner(JobRunner):
             switch.chain.close()
 
 
-_DEBUG = bool(os.environ.get("PYOSSL_ASYNC_DEBUG"))
 #: C stack one Python-to-Python call takes on CPython 3.9/3.10, with margin (measured:
 #: a 4 MiB stack holds 10,000 to 15,000 plain calls). 3.11+ calls take none.
 C_STACK_PER_CALL = 512

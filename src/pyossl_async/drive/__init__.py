@@ -6,6 +6,19 @@ waits with ``poll(2)`` (``pyossl_async.run_job``, closing jobs paused in C);
 an engine's wait-ctx callback reaches a driver without running Python.
 """
 
-from ._blocking import DEFAULT_CLOSE_TIMEOUT, run_job
+from typing import TYPE_CHECKING, Any
+
+from . import _blocking
+from ._blocking import run_job
 
 __all__ = ["DEFAULT_CLOSE_TIMEOUT", "run_job"]
+
+#: ``_blocking.DEFAULT_CLOSE_TIMEOUT``, read at first use (see there)
+DEFAULT_CLOSE_TIMEOUT: float
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        if name == "DEFAULT_CLOSE_TIMEOUT":
+            return _blocking.DEFAULT_CLOSE_TIMEOUT
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -42,9 +42,9 @@ import math
 import sys
 import time
 import weakref
-from typing import Any, Awaitable, Callable, Deque, Dict, Optional, Set, TypeVar, Union
+from typing import Any, Awaitable, Callable, Deque, Dict, Optional, Set, TypeVar
 
-from .._protocol import Backend, StartResult, WaitCtx
+from .._protocol import Backend, BackendArg, StartResult, WaitCtx
 from ._async import AsyncWatch, Shell, drive
 from ._core import check_timeout, poll_readable, resolve
 from ._notify import Notifier, notifier
@@ -427,7 +427,7 @@ async def run_job(
     func: Callable[[Any], _T],
     args: Any = None,
     *,
-    backend: Union[Backend, str, None] = None,
+    backend: BackendArg = None,
     ctx: Optional[WaitCtx] = None,
     timeout: Optional[float] = None,
     close_timeout: Optional[float] = None,

@@ -6,15 +6,14 @@ Waits are ``poll(2)`` on the context's wait fds plus the thread's callback pipe
 
 from __future__ import annotations
 
-import math
-import os
 import select
 import time
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from .. import _settings
 from .._constants import Status
 from .._errors import AsyncError
-from .._protocol import Backend, Job, WaitCtx
+from .._protocol import BackendArg, Job, WaitCtx
 from .._unraisable import report_unraisable
 from ._core import RETRY, WAIT, Outcome, PauseWatch, check_timeout, resolve, start_failed
 from ._notify import notifier
@@ -24,26 +23,22 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_CLOSE_TIMEOUT", "BlockingWatch", "run_job", "unwind"]
 
-ENV_CLOSE_TIMEOUT = "PYOSSL_ASYNC_CLOSE_TIMEOUT"
-
-
-def _default_close_timeout() -> float:
-    text = os.environ.get(ENV_CLOSE_TIMEOUT, "").strip()
-    if not text:
-        return 10.0
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 <= value < math.inf:
-        raise ValueError(f"{ENV_CLOSE_TIMEOUT}={text!r}: a number of seconds >= 0 was expected")
-    return value
-
-
 #: how long closing a job may take by default (``$PYOSSL_ASYNC_CLOSE_TIMEOUT``, else
 #: 10 s): a job paused inside C code is resumed as often as that code needs,
-#: waiting for its engine each time
-DEFAULT_CLOSE_TIMEOUT = _default_close_timeout()
+#: waiting for its engine each time. Read from the environment the first time it
+#: is needed (``__getattr__`` below), then fixed for the process; the import never
+#: reads it, so a bad value is refused at first use, not at import.
+DEFAULT_CLOSE_TIMEOUT: float
+
+if not TYPE_CHECKING:  # a module __getattr__ seen by mypy would make every name valid
+
+    def __getattr__(name: str) -> Any:
+        if name == "DEFAULT_CLOSE_TIMEOUT":
+            value = _settings.close_timeout()  # SettingError for a bad value, every time
+            globals()[name] = value  # later reads are a plain attribute, never re-read
+            return value
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _POLLIN = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
 
@@ -93,7 +88,7 @@ def run_job(
     func: Callable[[Any], Any],
     args: Any = None,
     *,
-    backend: Union[Backend, str, None] = None,
+    backend: BackendArg = None,
     ctx: Optional[WaitCtx] = None,
     timeout: Optional[float] = None,
     close_timeout: Optional[float] = None,

@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import math
 import select
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .._constants import Status, WaitStatus
 from .._errors import AsyncError, JobStateError, WaitCtxClosedError
-from .._protocol import Backend, Job, WaitCtx
-from .._registry import get_backend
+from .._protocol import Backend, BackendArg, Job, WaitCtx
+from .._registry import resolve_backend
 from .._unraisable import report_unraisable
 from ._notify import Notifier
 
@@ -61,16 +61,12 @@ _STATUS_EAGAIN = int(WaitStatus.EAGAIN)
 _STATUS_UNSUPPORTED = int(WaitStatus.UNSUPPORTED)
 
 
-def resolve(backend: Union[Backend, str, None], ctx: Optional[WaitCtx]) -> Tuple[Backend, WaitCtx, bool]:
+def resolve(backend: BackendArg, ctx: Optional[WaitCtx]) -> Tuple[Backend, WaitCtx, bool]:
     """The backend to use, the context, and whether the driver owns (and closes) it."""
-    if backend is None:
-        be = ctx.backend if ctx is not None and hasattr(ctx, "backend") else get_backend()
-    elif isinstance(backend, str):
-        be = get_backend(backend)
-    elif callable(getattr(backend, "start_job", None)) and callable(getattr(backend, "WaitCtx", None)):
-        be = backend
+    if backend is None and ctx is not None and hasattr(ctx, "backend"):
+        be: Backend = ctx.backend
     else:
-        raise TypeError(f"backend must be a backend name, a Backend or None, not {type(backend).__name__}")
+        be = resolve_backend(backend)
     if ctx is None:
         return be, be.WaitCtx(), True
     if not callable(getattr(ctx, "get_changed_fds", None)):

@@ -27,12 +27,12 @@ from __future__ import annotations
 import collections
 import math
 import os
-from typing import Any, Awaitable, Callable, Deque, Dict, Optional, Set, TypeVar, Union, cast
+from typing import Any, Awaitable, Callable, Deque, Dict, Optional, Set, TypeVar, cast
 
 import trio
 
 from .._errors import AsyncError
-from .._protocol import Backend, WaitCtx
+from .._protocol import BackendArg, WaitCtx
 from .._unraisable import report_unraisable
 from ._async import AsyncWatch, Shell, drive
 from ._core import check_timeout, poll_readable, resolve
@@ -219,7 +219,7 @@ async def run_job(
     func: Callable[[Any], _T],
     args: Any = None,
     *,
-    backend: Union[Backend, str, None] = None,
+    backend: BackendArg = None,
     ctx: Optional[WaitCtx] = None,
     timeout: Optional[float] = None,
     close_timeout: Optional[float] = None,

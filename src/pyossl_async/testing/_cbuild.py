@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .._libcrypto._dlinfo import loaded_library_file
+from . import _settings
 
 __all__ = [
     "BuildResult",
@@ -38,7 +39,7 @@ __all__ = [
     "loaded_library_file",
 ]
 
-ENV_CACHE = "PYOSSL_ASYNC_CACHE"
+ENV_CACHE = _settings.ENV_CACHE
 
 _PROBE = r"""
 #include <openssl/async.h>
@@ -49,7 +50,7 @@ int main(void) { return ASYNC_WAIT_CTX_new() == NULL; }
 
 def cache_root(kind: str = "build") -> str:
     """Where builds of ``kind`` are kept: ``$PYOSSL_ASYNC_CACHE/kind``, else the user's cache."""
-    explicit = os.environ.get(ENV_CACHE)
+    explicit = _settings.build_cache()
     if explicit:
         return os.path.join(explicit, kind)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")

@@ -14,8 +14,8 @@ import subprocess
 from typing import Any, Optional, Sequence
 
 from .._errors import AsyncError
-from .._protocol import Backend
-from .._registry import get_backend
+from .._protocol import BackendArg
+from .._registry import resolve_backend
 from ._cbuild import Toolchain, build, find_toolchain, loaded_library_file
 
 __all__ = ["ToolchainUnavailable", "backend_libcrypto", "compile_c", "run_c", "toolchain_for"]
@@ -25,9 +25,9 @@ class ToolchainUnavailable(AsyncError):
     """C code cannot be built here: no compiler, no OpenSSL headers, or no openssl backend."""
 
 
-def backend_libcrypto(backend: Optional[Backend] = None) -> str:
+def backend_libcrypto(backend: BackendArg = None) -> str:
     """The real path of the libcrypto file the openssl backend loaded."""
-    be: Any = backend if backend is not None else get_backend("openssl")
+    be: Any = resolve_backend(backend, "openssl")
     crypto = getattr(be, "crypto", None)
     if crypto is None:
         raise ToolchainUnavailable(f"C programs need the openssl backend, not {be.name!r}")
@@ -37,7 +37,7 @@ def backend_libcrypto(backend: Optional[Backend] = None) -> str:
     return path
 
 
-def toolchain_for(backend: Optional[Backend] = None) -> Toolchain:
+def toolchain_for(backend: BackendArg = None) -> Toolchain:
     """A working C toolchain that links the backend's libcrypto file."""
     tc, why = find_toolchain(backend_libcrypto(backend))
     if tc is None:
@@ -49,7 +49,7 @@ def compile_c(
     sources: Sequence[str],
     *,
     name: Optional[str] = None,
-    backend: Optional[Backend] = None,
+    backend: BackendArg = None,
     include_dirs: Sequence[str] = (),
     depends: Sequence[str] = (),
     shared: bool = False,

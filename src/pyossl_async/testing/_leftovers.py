@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import gc
 from dataclasses import dataclass, field
-from typing import Any, FrozenSet, List, Optional, Tuple
+from typing import Any, FrozenSet, List, Tuple
 
 from .._errors import ErrorEntry
-from .._protocol import Backend, Job, WaitCtx
-from .._registry import get_backend
+from .._protocol import BackendArg, Job, WaitCtx
+from .._registry import resolve_backend
 
 __all__ = ["Leftovers", "Snapshot", "clean_up", "drain_error_queue", "open_contexts", "paused_jobs", "snapshot"]
 
 
-def _be(backend: Optional[Backend]) -> Any:
-    return backend if backend is not None else get_backend()
+def _be(backend: BackendArg) -> Any:
+    return resolve_backend(backend)
 
 
-def paused_jobs(backend: Optional[Backend] = None) -> List[Job]:
+def paused_jobs(backend: BackendArg = None) -> List[Job]:
     """The calling thread's paused jobs on ``backend`` (default: ``get_backend()``),
     oldest first. A job whose every handle is gone is not listed (it is being
     unwound, or will be at the thread's next library call)."""
@@ -39,7 +39,7 @@ def paused_jobs(backend: Optional[Backend] = None) -> List[Job]:
     return out
 
 
-def open_contexts(backend: Optional[Backend] = None) -> List[WaitCtx]:
+def open_contexts(backend: BackendArg = None) -> List[WaitCtx]:
     """Every ``WaitCtx`` of ``backend`` that is still open (any thread created it),
     except those that only jobs orphaned by an exited thread use: nothing can ever
     close those (the jobs cannot be resumed), as in C."""
@@ -51,7 +51,7 @@ def _orphans_only(ctx: Any) -> bool:
     return bool(users) and all(r.orphaned for r in users)
 
 
-def drain_error_queue(backend: Optional[Backend] = None) -> Tuple[ErrorEntry, ...]:
+def drain_error_queue(backend: BackendArg = None) -> Tuple[ErrorEntry, ...]:
     """Take the entries off libcrypto's error queue of this thread (empty for ``"python"``)."""
     crypto = getattr(_be(backend), "crypto", None)
     if crypto is None:
@@ -69,7 +69,7 @@ class Snapshot:
     contexts: FrozenSet[int]
 
 
-def snapshot(backend: Optional[Backend] = None) -> Snapshot:
+def snapshot(backend: BackendArg = None) -> Snapshot:
     """What is open now (taken before a test; see :func:`clean_up`)."""
     be = _be(backend)
     return Snapshot(be, frozenset(id(c) for c in open_contexts(be)))

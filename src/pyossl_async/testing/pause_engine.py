@@ -33,10 +33,10 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from typing import Dict, Optional
+from typing import Dict
 
 from .._errors import AsyncError
-from .._protocol import Backend
+from .._protocol import BackendArg
 from ._cprograms import ToolchainUnavailable, backend_libcrypto, compile_c
 
 __all__ = ["EngineUnavailable", "PauseEngine"]
@@ -81,7 +81,7 @@ class PauseEngine:
         lib.pe_release_never.restype = None
 
     @classmethod
-    def load(cls, backend: Optional[Backend] = None) -> PauseEngine:
+    def load(cls, backend: BackendArg = None) -> PauseEngine:
         """The engine built for ``backend``'s libcrypto (the ``"openssl"`` backend by default).
 
         Raises :class:`EngineUnavailable` saying why when it cannot be built.

@@ -14,26 +14,31 @@ Options and settings:
 * ``--pyossl-require NAME[,NAME]`` (repeatable) or ``$PYOSSL_ASYNC_REQUIRE_BACKENDS``:
   a missing backend fails the tests that need it instead of skipping them (CI);
 * marker ``@pytest.mark.pyossl_backends("openssl")``: run a test on these
-  backends only.
+  backends only; a name that is not a backend's is a collection error, as an
+  unknown ``--pyossl-backend`` is a usage error (never an empty, skipped test).
+
+A ``PYOSSL_ASYNC_*`` setting the library or the toolkit does not accept stops
+the run with a usage error naming it, before any test runs.
 
 The report header says which backends and which libcrypto file the run used.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any, Iterator, List, Optional, Set
 
 import pytest
 
 import pyossl_async as pa
 
+from .. import _settings as _runtime_settings
 from .._registry import BACKEND_NAMES
+from . import _settings
 from ._leftovers import clean_up, snapshot
 
 __all__ = ["load_backend", "required_backends", "selected_backends"]
 
-ENV_REQUIRE = "PYOSSL_ASYNC_REQUIRE_BACKENDS"
+ENV_REQUIRE = _settings.ENV_REQUIRE_BACKENDS
 MARKER = "pyossl_backends"
 
 
@@ -58,6 +63,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(*names): run this test on these pyossl-async backends only")
+    refused = _runtime_settings.problems() + _settings.problems()
+    if refused:
+        raise pytest.UsageError(str(refused[0]))
     for name in selected_backends(config) | required_backends(config):
         if name not in BACKEND_NAMES:
             raise pytest.UsageError(f"unknown pyossl-async backend {name!r}; choose from {', '.join(BACKEND_NAMES)}")
@@ -78,7 +86,7 @@ def required_backends(config: Optional[pytest.Config] = None) -> Set[str]:
     The variable may also name ``C`` (the conformance command's C twins, which a
     test run does not need): that name is left to the conformance command.
     """
-    names = _split([os.environ.get(ENV_REQUIRE, "")]) - {"C"}
+    names = set(_settings.required_backends()) - {_settings.C_TWINS}
     if config is not None:
         names |= _split(config.getoption("--pyossl-require") or [])
     return names
@@ -117,16 +125,37 @@ def pytest_report_header(config: pytest.Config) -> List[str]:
     return lines
 
 
+def _marked_backends(marker: pytest.Mark) -> List[str]:
+    """The backends a ``pyossl_backends`` marker names; a collection error (``pytest.fail``,
+    no traceback) for a name that is no backend's, or for no name at all: either would
+    otherwise leave the test with an empty parameter set, skipped without a word."""
+    if not marker.args or marker.kwargs:
+        pytest.fail(
+            f"@pytest.mark.{MARKER}(...) takes backend names, at least one, as positional "
+            f"arguments ({', '.join(map(repr, BACKEND_NAMES))})",
+            pytrace=False,
+        )
+    unknown = [name for name in marker.args if name not in BACKEND_NAMES]
+    if unknown:
+        pytest.fail(
+            f"@pytest.mark.{MARKER}: unknown pyossl-async backend {unknown[0]!r}; "
+            f"choose from {', '.join(BACKEND_NAMES)}",
+            pytrace=False,
+        )
+    return [str(name) for name in marker.args]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker(MARKER)
+    marked = _marked_backends(marker) if marker is not None else None  # checked where it is, used or not
     if "pyossl_backend" not in metafunc.fixturenames:
         return
     names = list(BACKEND_NAMES)
     selected = selected_backends(metafunc.config)
     if selected:
         names = [n for n in names if n in selected]
-    marker = metafunc.definition.get_closest_marker(MARKER)
-    if marker is not None:
-        names = [n for n in names if n in marker.args]
+    if marked is not None:
+        names = [n for n in names if n in marked]
     metafunc.parametrize("pyossl_backend", names, indirect=True, ids=names)
 
 

@@ -7,8 +7,8 @@ line for line; the first differing line is what the table shows.
 One tolerance, and only one: a *version-dependent* line (``~ text -> value``, see
 ``trace.py``) may differ in its value between the ``"python"`` backend and a
 reference from a real libcrypto. The ``"python"`` backend models OpenSSL 3.0
-(its documented target); OpenSSL 3.6 changed a few results (openssl-behaviour.md
-§5, e.g. ``init_thread(max_size > INT_MAX)`` fails from 3.6 on). Such a line must
+(its documented target); OpenSSL 3.6 changed a few results (docs/openssl-behaviour.md,
+Versions: ``init_thread(max_size > INT_MAX)`` fails from 3.6 on). Such a line must
 still be present, in the same place, with the same call text; only the value
 after ``->`` may differ, and the difference is reported (``match*`` and a note),
 not hidden. Between C and ``"openssl"``, which run the same library, there is no

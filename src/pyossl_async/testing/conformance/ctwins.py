@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple
 
 import pyossl_async as pa
-from pyossl_async.testing import _cbuild
+from pyossl_async._registry import resolve_backend
+from pyossl_async.testing import _cbuild, _settings
 
 __all__ = [
     "SHARED_DIR",
@@ -53,12 +54,12 @@ SHARED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "c")
 SHARED_SOURCES = ("trace.h", "_version.c")
 #: how ``_version.c`` starts the line naming the libcrypto a twin loaded
 VERSION_PREFIX = "# libcrypto: "
-ENV_CACHE = "PYOSSL_ASYNC_CONFORMANCE_CACHE"
+ENV_CACHE = _settings.ENV_CONFORMANCE_CACHE
 
 
 def cache_root() -> str:
     """Where compiled twins are kept (never inside a source tree)."""
-    return os.environ.get(ENV_CACHE) or _cbuild.cache_root("conformance")
+    return _settings.conformance_cache() or _cbuild.cache_root("conformance")
 
 
 class Toolchain(_cbuild.Toolchain):
@@ -76,13 +77,13 @@ class Toolchain(_cbuild.Toolchain):
         super().__init__(cc, cc_version, cflags, ldflags, libcrypto, cache_dir or cache_root())
 
 
-def backend_library(backend: Optional[pa.Backend] = None) -> Optional[str]:
+def backend_library(backend: pa.BackendArg = None) -> Optional[str]:
     """The resolved path of the libcrypto file the ``"openssl"`` backend loaded (None if unknown).
 
     ``backend`` defaults to ``get_backend("openssl")``; raises BackendUnavailable
     when there is none.
     """
-    be: Any = backend if backend is not None else pa.get_backend("openssl")
+    be: Any = resolve_backend(backend, "openssl")
     crypto = getattr(be, "crypto", None)
     if crypto is None:
         return None

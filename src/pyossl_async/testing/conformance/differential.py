@@ -26,11 +26,11 @@ compared after the fact); its fixed programs are catalogue scenarios now.
 from __future__ import annotations
 
 import collections
-import os
 import threading
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 import pyossl_async as pa
+from pyossl_async.testing import _settings
 
 __all__ = ["World", "make_machine", "run_differential"]
 
@@ -520,11 +520,13 @@ def run_differential(examples: int, steps: int = 30, shrink: bool = True) -> Dic
         import hypothesis
         from hypothesis import HealthCheck, Phase, settings, stateful
     except ImportError:
-        return {"ok": None, "skipped": "hypothesis is not installed (pip install -e '.[test]')"}
+        # the extra's name: the command runs from an installed wheel, not only in a clone
+        why = "hypothesis is not installed: pip install 'pyossl-async[test]' (or pip install hypothesis)"
+        return {"ok": None, "skipped": why}
     missing = [name for name in BACKENDS if name not in pa.available_backends()]
     if missing:
         return {"ok": None, "skipped": f"needs both backends; unavailable: {', '.join(missing)}"}
-    randomize = bool(os.environ.get("PYOSSL_ASYNC_CONFORMANCE_RANDOM"))
+    randomize = _settings.conformance_random()
     machine = make_machine()
     report: List[str] = []
     config = settings(

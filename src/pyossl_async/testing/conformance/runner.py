@@ -35,6 +35,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 import pyossl_async as pa
 from pyossl_async._progress import Progress
 from pyossl_async._registry import BACKEND_NAMES
+from pyossl_async.testing import _settings
 
 from . import ctwins
 from ._children import run_worker
@@ -45,8 +46,8 @@ from .suite import BUILTIN, CATALOGUE, Suite, builtin_suite, load_catalogue
 
 __all__ = ["CannotRun", "default_suite", "run", "run_suite"]
 
-ENV_CATALOGUE = "PYOSSL_ASYNC_CONFORMANCE_CATALOGUE"
-ENV_EXAMPLES = "PYOSSL_ASYNC_CONFORMANCE_EXAMPLES"
+ENV_CATALOGUE = _settings.ENV_CONFORMANCE_CATALOGUE
+ENV_EXAMPLES = _settings.ENV_CONFORMANCE_EXAMPLES
 #: the longest a worker may go without a message (one scenario)
 SCENARIO_TIMEOUT = 60.0
 DIFFERENTIAL_TIMEOUT = 900.0
@@ -58,7 +59,7 @@ class CannotRun(Exception):
 
 def default_suite() -> Suite:
     """The built-in suite, or the catalogue ``$PYOSSL_ASYNC_CONFORMANCE_CATALOGUE`` names."""
-    spec = os.environ.get(ENV_CATALOGUE)
+    spec = _settings.conformance_catalogue()
     return load_catalogue(spec) if spec else builtin_suite()
 
 
@@ -252,7 +253,7 @@ def run_suite(
         raise CannotRun(f"the C twins were asked for but cannot run: {setup.reason}")
     if differential is None:
         differential = not select and suite.spec[0] in (BUILTIN, CATALOGUE)
-    n_examples = examples if examples is not None else int(os.environ.get(ENV_EXAMPLES, "300"))
+    n_examples = examples if examples is not None else _settings.conformance_examples()
     with_twin = [s for s in scenarios if s.twin]
 
     total = len(scenarios) * len(names) + (len(with_twin) if setup.toolchain else 0) + int(differential)

@@ -28,7 +28,11 @@ call                                   line
 =====================================  ============================================
 
 Lines recorded inside a job start with ``"  <who>: "`` (the job's label, passed by
-the scenario); driver lines have no prefix. Objects are printed by symbolic name
+the scenario as the keyword argument ``who=``); driver lines have no prefix.
+``who`` is keyword-only in every method (so is ``set_fd``'s ``cleanup``): a label
+passed by position, as the C helpers take it, is a ``TypeError`` instead of a
+value landing in another parameter, and it is reported as a bug in the scenario
+(:func:`is_scenario_bug`), not recorded as an observation. Objects are printed by symbolic name
 (``ctx1``, ``j1``, ``kA``...), never by address, so C pointers and Python objects
 give the same text. A job handle gets its name when ``start`` first returns it
 with ``PAUSE``; before that, ``get_current_job`` inside the job prints ``?``, as in C.
@@ -38,10 +42,11 @@ ends in ``-> raises <Type>: <message>``; such scenarios have no C twin. The
 traceback of every exception recorded this way is kept too
 (:attr:`Trace.exceptions`), so a report can show where it came from. An
 exception that can only be a bug in the scenario's own code
-(:data:`SCENARIO_BUGS`: a typo's ``NameError`` or ``AttributeError``, a failed
-``assert``...) is never recorded as an observation: it propagates out of the
-scenario, even from inside a job or a thread, and the runner reports the
-scenario as an error with its traceback.
+(:func:`is_scenario_bug`: a typo's ``NameError`` or ``AttributeError``, a failed
+``assert``, a ``Trace`` method called with the wrong arguments...) is never
+recorded as an observation: it propagates out of the scenario, even from inside
+a job or a thread, and the runner reports the scenario as an error with its
+traceback.
 
 A line starting with ``~ `` is *version-dependent*: the ``"python"`` backend models
 OpenSSL 3.0 there, and newer libcrypto versions legitimately differ (see
@@ -51,6 +56,8 @@ OpenSSL 3.0 there, and newer libcrypto versions legitimately differ (see
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Sequence, Tuple, Type
@@ -59,7 +66,16 @@ import pyossl_async as pa
 
 from ._tracebacks import format_exception
 
-__all__ = ["SCENARIO_BUGS", "VERSION_MARK", "RecordedException", "Sym", "Trace", "capture_exceptions", "fmt_fds"]
+__all__ = [
+    "SCENARIO_BUGS",
+    "VERSION_MARK",
+    "RecordedException",
+    "Sym",
+    "Trace",
+    "capture_exceptions",
+    "fmt_fds",
+    "is_scenario_bug",
+]
 
 #: prefix of a line whose value depends on the OpenSSL version (see compare.py)
 VERSION_MARK = "~ "
@@ -144,13 +160,13 @@ class Trace:
 
     # -- recording and names -------------------------------------------------------
 
-    def line(self, text: str, who: Optional[str] = None) -> None:
+    def line(self, text: str, *, who: Optional[str] = None) -> None:
         """Record one line (prefixed with ``"  who: "`` inside a job)."""
         self.lines.append(text if who is None else f"  {who}: {text}")
 
-    def version_line(self, text: str, who: Optional[str] = None) -> None:
+    def version_line(self, text: str, *, who: Optional[str] = None) -> None:
         """Record a line whose value is allowed to differ with the OpenSSL version."""
-        self.line(VERSION_MARK + text, who)
+        self.line(VERSION_MARK + text, who=who)
 
     def name(self, obj: Any, name: str) -> Any:
         """Give ``obj`` the symbolic name ``name`` (replacing any earlier one); returns ``obj``."""
@@ -176,10 +192,10 @@ class Trace:
         """A fresh symbolic object (C: a fresh unique pointer)."""
         return Sym(name)
 
-    def raised(self, text: str, exc: BaseException, who: Optional[str] = None) -> None:
+    def raised(self, text: str, exc: BaseException, *, who: Optional[str] = None) -> None:
         """Record ``text``, the observation of ``exc``, and keep its traceback."""
         with self._lock:
-            self.line(text, who)
+            self.line(text, who=who)
             index = len(self.lines) - 1
         found = RecordedException(index, self.lines[index], format_exception(exc))
         self.exceptions.append(found)
@@ -193,8 +209,10 @@ class Trace:
             return True, fn(*args)
         except SCENARIO_BUGS:
             raise
-        except Exception as exc:  # noqa: BLE001 - the exception is the observation
-            self.raised(f"{prefix} -> raises {type(exc).__name__}: {exc}", exc, who)
+        except Exception as exc:  # the exception is the observation, unless the scenario is wrong
+            if is_scenario_bug(exc):
+                raise
+            self.raised(f"{prefix} -> raises {type(exc).__name__}: {exc}", exc, who=who)
             return False, None
 
     # -- jobs ----------------------------------------------------------------------
@@ -226,22 +244,22 @@ class Trace:
             self.forget(job)
         return self._result("resume", label, result)
 
-    def pause(self, who: Optional[str] = None) -> None:
+    def pause(self, *, who: Optional[str] = None) -> None:
         ok, r = self._call("pause_job", who, self.be.pause_job)
         if ok:
-            self.line(f"pause_job -> {int(r)}", who)
+            self.line(f"pause_job -> {int(r)}", who=who)
 
-    def block(self, who: Optional[str] = None) -> None:
+    def block(self, *, who: Optional[str] = None) -> None:
         self.be.block_pause()
-        self.line("block_pause", who)
+        self.line("block_pause", who=who)
 
-    def unblock(self, who: Optional[str] = None) -> None:
+    def unblock(self, *, who: Optional[str] = None) -> None:
         self.be.unblock_pause()
-        self.line("unblock_pause", who)
+        self.line("unblock_pause", who=who)
 
-    def current(self, who: Optional[str] = None) -> Any:
+    def current(self, *, who: Optional[str] = None) -> Any:
         job = self.be.get_current_job()
-        self.line(f"get_current_job -> {self.n(job)}", who)
+        self.line(f"get_current_job -> {self.n(job)}", who=who)
         return job
 
     def own_ctx(self) -> Any:
@@ -249,32 +267,32 @@ class Trace:
         job = self.be.get_current_job()
         return None if job is None else self.be.get_wait_ctx(job)
 
-    def get_wait_ctx(self, job: Any, who: Optional[str] = None) -> Any:
+    def get_wait_ctx(self, job: Any, *, who: Optional[str] = None) -> Any:
         ok, ctx = self._call(f"get_wait_ctx({self.n(job)})", who, self.be.get_wait_ctx, job)
         if ok:
-            self.line(f"get_wait_ctx({self.n(job)}) -> {self.n(ctx)}", who)
+            self.line(f"get_wait_ctx({self.n(job)}) -> {self.n(ctx)}", who=who)
         return ctx
 
-    def close_job(self, job: Any, who: Optional[str] = None) -> None:
+    def close_job(self, job: Any, *, who: Optional[str] = None) -> None:
         """``job.close()`` (Python only: C has no way to unwind a paused job)."""
         label = self.n(job)
         ok, _ = self._call(f"close({label})", who, job.close)
         if ok:
-            self.line(f"close({label}) -> {job.state}", who)
+            self.line(f"close({label}) -> {job.state}", who=who)
 
     # -- pools ---------------------------------------------------------------------
 
-    def init(self, max_size: int, init_size: int, who: Optional[str] = None) -> bool:
+    def init(self, max_size: int, init_size: int, *, who: Optional[str] = None) -> bool:
         text = f"init_thread({max_size}, {init_size})"
         ok, r = self._call(text, who, self.be.init_thread, max_size, init_size)
         if ok:
-            self.line(f"{text} -> {int(r)}", who)
+            self.line(f"{text} -> {int(r)}", who=who)
         return bool(r)
 
-    def cleanup_thread(self, who: Optional[str] = None) -> None:
+    def cleanup_thread(self, *, who: Optional[str] = None) -> None:
         ok, _ = self._call("cleanup_thread", who, self.be.cleanup_thread)
         if ok:
-            self.line("cleanup_thread", who)
+            self.line("cleanup_thread", who=who)
 
     # -- wait contexts -------------------------------------------------------------
 
@@ -283,9 +301,9 @@ class Trace:
         self.line(f"{name} = WAIT_CTX_new")
         return ctx
 
-    def ctx_free(self, ctx: Any, who: Optional[str] = None) -> None:
+    def ctx_free(self, ctx: Any, *, who: Optional[str] = None) -> None:
         text = f"WAIT_CTX_free({self.n(ctx)})"
-        self.line(text, who)
+        self.line(text, who=who)
         self._call(text, who, ctx.close)
 
     def cleanup_fn(self, ctx: Any, key: Hashable, fd: int, data: Any) -> None:
@@ -293,77 +311,77 @@ class Trace:
         self.line(f"cleanup({self.n(ctx)}, {self.n(key)}, {fd}, {self.n(data)})")
 
     def set_fd(
-        self, ctx: Any, key: Any, fd: int, data: Any = None, cleanup: bool = True, who: Optional[str] = None
+        self, ctx: Any, key: Any, fd: int, data: Any = None, *, cleanup: bool = True, who: Optional[str] = None
     ) -> None:
         text = f"set_wait_fd({self.n(ctx)}, {self.n(key)}, {fd}, {self.n(data)}, {'cleanup' if cleanup else 'NULL'})"
         ok, r = self._call(text, who, ctx.set_wait_fd, key, fd, data, self.cleanup_fn if cleanup else None)
         if ok:
-            self.line(f"{text} -> {int(r)}", who)
+            self.line(f"{text} -> {int(r)}", who=who)
 
-    def get_fd(self, ctx: Any, key: Any, who: Optional[str] = None) -> None:
+    def get_fd(self, ctx: Any, key: Any, *, who: Optional[str] = None) -> None:
         text = f"get_fd({self.n(ctx)}, {self.n(key)})"
         ok, r = self._call(text, who, ctx.get_fd, key)
         if not ok:
             return
         if r is None:
-            self.line(f"{text} -> 0", who)
+            self.line(f"{text} -> 0", who=who)
         else:
-            self.line(f"{text} -> 1 fd={r[0]} data={self.n(r[1])}", who)
+            self.line(f"{text} -> 1 fd={r[0]} data={self.n(r[1])}", who=who)
 
-    def all_fds(self, ctx: Any, who: Optional[str] = None) -> List[int]:
+    def all_fds(self, ctx: Any, *, who: Optional[str] = None) -> List[int]:
         text = f"get_all_fds({self.n(ctx)})"
         ok, fds = self._call(text, who, ctx.get_all_fds)
         if ok:
-            self.line(f"{text} -> {fmt_fds(fds)}", who)
+            self.line(f"{text} -> {fmt_fds(fds)}", who=who)
         return list(fds or [])
 
-    def changed_fds(self, ctx: Any, who: Optional[str] = None) -> None:
+    def changed_fds(self, ctx: Any, *, who: Optional[str] = None) -> None:
         text = f"get_changed_fds({self.n(ctx)})"
         ok, r = self._call(text, who, ctx.get_changed_fds)
         if ok:
-            self.line(f"{text} -> add {fmt_fds(r[0])} del {fmt_fds(r[1])}", who)
+            self.line(f"{text} -> add {fmt_fds(r[0])} del {fmt_fds(r[1])}", who=who)
 
-    def clear_fd(self, ctx: Any, key: Any, who: Optional[str] = None) -> None:
+    def clear_fd(self, ctx: Any, key: Any, *, who: Optional[str] = None) -> None:
         text = f"clear_fd({self.n(ctx)}, {self.n(key)})"
         ok, r = self._call(text, who, ctx.clear_fd, key)
         if ok:
-            self.line(f"{text} -> {int(r)}", who)
+            self.line(f"{text} -> {int(r)}", who=who)
 
     # -- callbacks and status ------------------------------------------------------
 
-    def set_callback(self, ctx: Any, cb: Any, arg: Any, who: Optional[str] = None) -> None:
+    def set_callback(self, ctx: Any, cb: Any, arg: Any, *, who: Optional[str] = None) -> None:
         text = f"set_callback({self.n(ctx)}, {self.n(cb)}, {self.n(arg)})"
         ok, r = self._call(text, who, ctx.set_callback, cb, arg)
         if ok:
-            self.line(f"{text} -> {int(r)}", who)
+            self.line(f"{text} -> {int(r)}", who=who)
 
-    def get_callback(self, ctx: Any, who: Optional[str] = None) -> Any:
+    def get_callback(self, ctx: Any, *, who: Optional[str] = None) -> Any:
         text = f"get_callback({self.n(ctx)})"
         ok, r = self._call(text, who, ctx.get_callback)
         if not ok:
             return None
         if r is None:
-            self.line(f"{text} -> 0", who)
+            self.line(f"{text} -> 0", who=who)
         else:
-            self.line(f"{text} -> 1 {self.n(r[0])} {self.n(r[1])}", who)
+            self.line(f"{text} -> 1 {self.n(r[0])} {self.n(r[1])}", who=who)
         return r
 
-    def call_callback(self, cb: Callable[[Any], Any], arg: Any, who: Optional[str] = None) -> None:
+    def call_callback(self, cb: Callable[[Any], Any], arg: Any, *, who: Optional[str] = None) -> None:
         """Call a wait-ctx callback the way an engine would (``t_call_callback`` in C)."""
         r = cb(arg)
-        self.line(f"call {self.n(cb)}({self.n(arg)}) -> {int(r)}", who)
+        self.line(f"call {self.n(cb)}({self.n(arg)}) -> {int(r)}", who=who)
 
-    def set_status(self, ctx: Any, status: int, who: Optional[str] = None) -> None:
+    def set_status(self, ctx: Any, status: int, *, who: Optional[str] = None) -> None:
         text = f"set_status({self.n(ctx)}, {int(status)})"
         ok, r = self._call(text, who, ctx.set_status, status)
         if ok:
-            self.line(f"{text} -> {int(r)}", who)
+            self.line(f"{text} -> {int(r)}", who=who)
 
-    def get_status(self, ctx: Any, who: Optional[str] = None) -> None:
+    def get_status(self, ctx: Any, *, who: Optional[str] = None) -> None:
         text = f"get_status({self.n(ctx)})"
         ok, r = self._call(text, who, ctx.get_status)
         if ok:
-            self.line(f"{text} -> {int(r)}", who)
+            self.line(f"{text} -> {int(r)}", who=who)
 
     # -- threads -------------------------------------------------------------------
 
@@ -386,6 +404,39 @@ class Trace:
         thread.join()
         if failure:
             exc = failure[0]
-            if isinstance(exc, SCENARIO_BUGS):
+            if is_scenario_bug(exc):
                 raise exc
             self.raised(f"thread {name} raised {type(exc).__name__}: {exc}", exc)
+
+
+#: the ``TypeError`` of a call that does not fit the callee's parameters (CPython 3.10+
+#: names the class, ``Trace.set_fd() takes ...``; 3.9 the function only)
+_BAD_CALL = re.compile(r"^(?:\w+\.)?\w+\(\) (?:takes|got|missing)\b")
+
+
+#: the package's folder, and that of the built-in scenarios when installed inside it
+_LIBRARY = os.path.dirname(os.path.abspath(pa.__file__)) + os.sep
+_SUITE = os.path.join(_LIBRARY, "_suite") + os.sep
+
+
+def is_scenario_bug(exc: BaseException) -> bool:
+    """Whether ``exc`` can only come from a bug in the scenario's own code, never from the
+    API it observes: one of :data:`SCENARIO_BUGS`, or the ``TypeError`` of a call in the
+    scenario that does not fit the function's parameters (a :class:`Trace` method given
+    the job's label by position instead of as ``who=``).
+
+    Such a ``TypeError`` is raised in the frame that made the call. Made by the library
+    itself (``Trace._call``, when a misuse scenario passes the API arguments it does not
+    take on purpose, or a backend calling a job function), it stays an observation.
+    """
+    if isinstance(exc, SCENARIO_BUGS):
+        return True
+    if type(exc) is not TypeError or _BAD_CALL.match(str(exc)) is None:
+        return False
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    where = os.path.abspath(tb.tb_frame.f_code.co_filename)
+    return not where.startswith(_LIBRARY) or where.startswith(_SUITE)
