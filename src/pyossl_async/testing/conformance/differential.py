@@ -42,6 +42,12 @@ BACKENDS = ("openssl", "python")
 Obs = Tuple[Any, ...]
 
 
+#: one job action: its kind, then its parameters (see ``_strategies``)
+Action = Tuple[Any, ...]
+#: returned by an action that ends the current ``deeper`` level
+_LEAVE = object()
+
+
 class _Return(Exception):
     """Unwinds a remote-controlled job from any depth with its result."""
 
@@ -152,58 +158,83 @@ class World:
         return idx, job
 
     def interpret(self, idx: int, depth: int) -> None:
-        be = self.be
+        """Run job ``idx``'s queued actions (inside the job) until they run out, an
+        ``up`` leaves a ``deeper`` level, or a ``ret``/``raise`` ends the job."""
         queue = self.queues[idx]
         while queue:
             act = queue.popleft()
-            kind = act[0]
-            tag = ("job", idx, kind)
-            if kind == "pause":
-                self.guarded((*tag, depth), be.pause_job)
-            elif kind == "deeper":
-                self.interpret(idx, depth + 1)
-            elif kind == "up":
-                if depth > 0:
-                    return
-            elif kind == "block":
-                be.block_pause()
-            elif kind == "unblock":
-                be.unblock_pause()
-            elif kind == "own_ctx":
-                cur = be.get_current_job()
-                ctx = be.get_wait_ctx(cur) if cur is not None else None
-                if ctx is None:
-                    self.obs(tag, "no ctx")
-                else:
-                    self.guarded((*tag, act[1][0], self.ctx_index(ctx)), self.ctx_call, ctx, act[1])
-            elif kind == "ctx":
-                if self.ctxs:
-                    i = act[1] % len(self.ctxs)
-                    self.guarded((*tag, i, act[2][0]), self.ctx_call, self.ctxs[i], act[2])
-            elif kind == "free_ctx":
-                if self.ctxs:
-                    self.guarded(tag, self.ctxs[act[1] % len(self.ctxs)].close)
-            elif kind == "init":
-                self.guarded(tag + act[1:], be.init_thread, act[1], act[2])
-            elif kind == "current":
-                cur = be.get_current_job()
-                self.obs(tag, None if cur is None else (cur.state, self.job_index(cur)))
-            elif kind == "start_nested":
-                self.guarded(tag, be.start_job, None, None, lambda arg: 0)
-            elif kind == "resume_other":
-                if self.jobs and self.jobs[act[1] % len(self.jobs)] is not None:
-                    self.guarded(tag, be.start_job, self.jobs[act[1] % len(self.jobs)], None, None)
-            elif kind == "close_other":
-                if self.jobs and self.jobs[act[1] % len(self.jobs)] is not None:
-                    self.guarded(tag, self.jobs[act[1] % len(self.jobs)].close)
-            elif kind == "cleanup":
-                self.guarded(tag, be.cleanup_thread)
-            elif kind == "ret":
-                raise _Return(act[1])
-            elif kind == "raise":
-                raise ValueError(f"job {idx} raised")
+            if _ACTIONS[act[0]](self, idx, depth, act) is _LEAVE:
+                return
 
-    def drive(self, what: Any, idx: int, call: Callable[[], Any]) -> None:
+    # -- the job actions (_ACTIONS): act is (kind, *parameters) --------------------
+
+    def _act_pause(self, idx: int, depth: int, act: Action) -> None:
+        self.guarded(("job", idx, "pause", depth), self.be.pause_job)
+
+    def _act_deeper(self, idx: int, depth: int, act: Action) -> None:
+        self.interpret(idx, depth + 1)
+
+    def _act_up(self, idx: int, depth: int, act: Action) -> object:
+        return _LEAVE if depth > 0 else None
+
+    def _act_block(self, idx: int, depth: int, act: Action) -> None:
+        self.be.block_pause()
+
+    def _act_unblock(self, idx: int, depth: int, act: Action) -> None:
+        self.be.unblock_pause()
+
+    def _act_own_ctx(self, idx: int, depth: int, act: Action) -> None:
+        tag = ("job", idx, "own_ctx")
+        cur = self.be.get_current_job()
+        ctx = self.be.get_wait_ctx(cur) if cur is not None else None
+        if ctx is None:
+            self.obs(tag, "no ctx")
+        else:
+            self.guarded((*tag, act[1][0], self.ctx_index(ctx)), self.ctx_call, ctx, act[1])
+
+    def _act_ctx(self, idx: int, depth: int, act: Action) -> None:
+        if self.ctxs:
+            i = act[1] % len(self.ctxs)
+            self.guarded(("job", idx, "ctx", i, act[2][0]), self.ctx_call, self.ctxs[i], act[2])
+
+    def _act_free_ctx(self, idx: int, depth: int, act: Action) -> None:
+        if self.ctxs:
+            self.guarded(("job", idx, "free_ctx"), self.ctxs[act[1] % len(self.ctxs)].close)
+
+    def _act_init(self, idx: int, depth: int, act: Action) -> None:
+        self.guarded(("job", idx, "init", *act[1:]), self.be.init_thread, act[1], act[2])
+
+    def _act_current(self, idx: int, depth: int, act: Action) -> None:
+        cur = self.be.get_current_job()
+        self.obs(("job", idx, "current"), None if cur is None else (cur.state, self.job_index(cur)))
+
+    def _act_start_nested(self, idx: int, depth: int, act: Action) -> None:
+        self.guarded(("job", idx, "start_nested"), self.be.start_job, None, None, lambda arg: 0)
+
+    def _other_job(self, act: Action) -> Any:
+        """The handle ``act[1]`` names among the jobs seen so far (None: none yet)."""
+        return self.jobs[act[1] % len(self.jobs)] if self.jobs else None
+
+    def _act_resume_other(self, idx: int, depth: int, act: Action) -> None:
+        other = self._other_job(act)
+        if other is not None:
+            self.guarded(("job", idx, "resume_other"), self.be.start_job, other, None, None)
+
+    def _act_close_other(self, idx: int, depth: int, act: Action) -> None:
+        other = self._other_job(act)
+        if other is not None:
+            self.guarded(("job", idx, "close_other"), other.close)
+
+    def _act_cleanup(self, idx: int, depth: int, act: Action) -> None:
+        self.guarded(("job", idx, "cleanup"), self.be.cleanup_thread)
+
+    def _act_ret(self, idx: int, depth: int, act: Action) -> None:
+        raise _Return(act[1])
+
+    def _act_raise(self, idx: int, depth: int, act: Action) -> None:
+        raise ValueError(f"job {idx} raised")
+
+    def run_step(self, what: Any, idx: int, call: Callable[[], Any]) -> None:
         """Start or resume a job; observe the result and register a handle that paused."""
         try:
             result = call()
@@ -248,6 +279,16 @@ class World:
         for ctx in self.ctxs:
             self.guarded("final free", ctx.close)
         self.guarded("final cleanup", self.be.cleanup_thread)
+
+
+#: what ``World.interpret`` does for each kind of job action
+_ACTIONS: Dict[str, Callable[[World, int, int, Action], object]] = {
+    kind: getattr(World, f"_act_{kind}")
+    for kind in (
+        "pause", "deeper", "up", "block", "unblock", "own_ctx", "ctx", "free_ctx", "init",
+        "current", "start_nested", "resume_other", "close_other", "cleanup", "ret", "raise",
+    )
+}
 
 
 def _strategies() -> Any:
@@ -391,7 +432,7 @@ def make_machine(backends: Sequence[str] = BACKENDS) -> Any:
                 pool = [c for c in w.ctxs if not c.closed] if open_only else w.ctxs
                 c = pool[ctx % len(pool)] if ctx >= 0 and pool else None
                 idx, fn = w.new_job(acts)
-                w.drive("start", idx, lambda: w.be.start_job(None, c, fn))
+                w.run_step("start", idx, lambda: w.be.start_job(None, c, fn))
 
             self.each(op)
 
@@ -402,7 +443,7 @@ def make_machine(backends: Sequence[str] = BACKENDS) -> Any:
                     return
                 k = live[i % len(live)]  # a paused job: resuming finished ones is the misuse rule's job
                 w.queues[k].extend(acts)
-                w.drive("resume", k, lambda: w.be.start_job(w.jobs[k], None, None))
+                w.run_step("resume", k, lambda: w.be.start_job(w.jobs[k], None, None))
 
             self.each(op)
 
@@ -441,7 +482,7 @@ def make_machine(backends: Sequence[str] = BACKENDS) -> Any:
                 if what == "close":
                     w.guarded(("close", k), handle.close)
                 elif what == "resume":
-                    w.drive("resume any", k, lambda: w.be.start_job(handle, None, None))
+                    w.run_step("resume any", k, lambda: w.be.start_job(handle, None, None))
                 elif what == "get_wait_ctx":
                     w.guarded(("get_wait_ctx", k), w.be.get_wait_ctx, handle)
                 else:
