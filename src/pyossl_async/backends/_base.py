@@ -13,7 +13,6 @@ from __future__ import annotations
 import abc
 import atexit
 import contextvars
-import functools
 import os
 import sys
 import threading
@@ -79,9 +78,10 @@ INTERRUPTED_JOB = "a paused job whose start_job() was interrupted"
 #: OpenSSL's int statuses as enum members, without the cost of Status(n)
 STATUSES = tuple(Status)
 #: a StartResult from a tuple, without the NamedTuple constructor's argument handling
-_start_result: Callable[[tuple[Status, Optional[Job], Optional[int]]], StartResult] = functools.partial(
-    tuple.__new__, StartResult
-)
+#: builds a StartResult from a tuple (``tuple.__new__``: no NamedTuple ``__new__`` frame).
+#: A result is allocated per switch: caching a job's PAUSE result would hold its
+#: handle, and a paused job whose handle the user dropped must be unwound at once.
+_tuple_new = tuple.__new__
 #: ``Job.close()``'s timeout when none is given: the drive layer's default
 DEFAULT_TIMEOUT: Any = object()
 _is_finalizing = sys.is_finalizing
@@ -758,7 +758,7 @@ class BackendBase(abc.ABC):
                 record.state = "paused"
                 record.paused_on = thread
                 thread.driving = None
-                return _start_result((_PAUSE, handle, None))
+                return _tuple_new(StartResult, (_PAUSE, handle, None))
             if status is None:
                 return self._refused(thread, record, fresh)
             return self._finished(thread, record, status)
@@ -867,7 +867,7 @@ class BackendBase(abc.ABC):
         record.state = "finished"
         thread.driving = None
         if status != _FINISH:
-            return _start_result((STATUSES[status], None, None))
+            return _tuple_new(StartResult, (STATUSES[status], None, None))
         exc, record.exception = record.exception, None
         value, record.value = record.value, None
         if exc is not None:
@@ -877,7 +877,7 @@ class BackendBase(abc.ABC):
                 del exc
         if value.__class__ is not int or not C_INT_MIN <= value <= C_INT_MAX:  # (the common case inline)
             value = job_result(value, record.func_name)
-        return _start_result((_FINISH, None, value))
+        return _tuple_new(StartResult, (_FINISH, None, value))
 
     def _running_here(self) -> Optional[JobRecord]:
         """The record of this backend's job running the calling code, or None.
