@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pyossl_async._native._switch_code import SOURCE, X86_64_SYSV
+from pyossl_async._native._switch_code import SOURCE, SWITCH_OFFSET, TRAMPOLINE_OFFSET, X86_64_SYSV
 
 from .conftest import run_isolated
 
@@ -31,7 +31,9 @@ def test_the_machine_code_is_what_its_source_assembles_to() -> None:
     import pyossl_async._native as native_pkg
 
     source = os.path.join(os.path.dirname(native_pkg.__file__), SOURCE)
-    assert assemble(source) == X86_64_SYSV, "switch_x86_64.S changed: run tools/switch_code.py"
+    code, offsets = assemble(source)
+    assert code == X86_64_SYSV, "switch_x86_64.S changed: run tools/switch_code.py"
+    assert offsets == {"pyossl_switch": SWITCH_OFFSET, "pyossl_trampoline": TRAMPOLINE_OFFSET}
 
 
 def test_the_source_ships_with_the_package() -> None:

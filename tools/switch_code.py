@@ -1,5 +1,5 @@
-"""Assemble src/pyossl_async/_native/switch_x86_64.S and print its bytes as the
-``X86_64_SYSV`` constant of ``_switch_code.py`` (needs GNU as and objcopy).
+"""Assemble src/pyossl_async/_native/switch_x86_64.S and print its bytes and function
+offsets as the constants of ``_switch_code.py`` (needs GNU as, objcopy and nm).
 
 Usage: python tools/switch_code.py   (prints the constant; paste it over the old one)
 """
@@ -10,28 +10,39 @@ import os
 import subprocess
 import sys
 import tempfile
+from typing import Dict, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, "..", "src", "pyossl_async", "_native", "switch_x86_64.S")
 
 
-def assemble(source: str = SOURCE) -> bytes:
-    """The ``.text`` bytes GNU as makes of ``source``."""
+def assemble(source: str = SOURCE) -> Tuple[bytes, Dict[str, int]]:
+    """The ``.text`` bytes GNU as makes of ``source``, and the offset of each global function."""
     with tempfile.TemporaryDirectory() as tmp:
         obj, raw = os.path.join(tmp, "switch.o"), os.path.join(tmp, "switch.bin")
         subprocess.run(["as", "--64", "-o", obj, source], check=True, capture_output=True)
         subprocess.run(["objcopy", "-O", "binary", "--only-section=.text", obj, raw], check=True)
+        symbols = subprocess.run(["nm", obj], check=True, capture_output=True, text=True).stdout
+        offsets = {}
+        for line in symbols.splitlines():
+            value, kind, name = line.split()
+            if kind == "T":
+                offsets[name] = int(value, 16)
         with open(raw, "rb") as f:
-            return f.read()
+            return f.read(), offsets
 
 
 def main() -> int:
-    code = assemble().hex()
-    print(f"#: ``int pyossl_switch(struct switch_block *b)``, {len(code) // 2} bytes")
+    code, offsets = assemble()
+    text = code.hex()
+    print(f"#: the whole ``.text``, {len(code)} bytes")
     print("X86_64_SYSV = bytes.fromhex(")
-    for i in range(0, len(code), 64):
-        print(f'    "{code[i:i + 64]}"')
+    for i in range(0, len(text), 64):
+        print(f'    "{text[i:i + 64]}"')
     print(")")
+    print("#: where each function starts in it")
+    print(f"SWITCH_OFFSET = {offsets['pyossl_switch']}")
+    print(f"TRAMPOLINE_OFFSET = {offsets['pyossl_trampoline']}")
     return 0
 
 

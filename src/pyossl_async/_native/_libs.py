@@ -71,6 +71,7 @@ class Libc(_Bound):
         # pointers, on the hottest paths (no from_param conversion)
         self.swapcontext = self.dll.swapcontext
         self.swapcontext.restype = c_int
+        self.swapcontext_address = address_of(self.swapcontext)
         self.pthread_setspecific_address = address_of(self.dll.pthread_setspecific)
         # calls its comparison function once when nmemb is 1 and never when it is 0:
         # the one conditional call a call chain can make (see _gilguard)

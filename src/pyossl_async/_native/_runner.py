@@ -105,27 +105,49 @@ class _JobSlot:
         self.held = c_int64(0)
         self.held_address = ctypes.addressof(self.held)
 
+    def clear(self) -> None:
+        """Ready for a new job: no job, no GIL held on its behalf."""
+        self.var.value = None
+        self.held.value = 0
+
+    def job_address(self) -> int:
+        """The ``ASYNC_JOB *`` OpenSSL stored (0: none: not started, or finished)."""
+        return self.var.value or 0
+
+
+#: the machine words of a SwitchBlock (``_BlockSlot.cells``), by field
+_W_ARGS, _W_BIND_TS, _W_HELD, _W_JOB = 1, 7, 8, 12
+_BLOCK_WORDS = (ctypes.sizeof(SwitchBlock) + 7) // 8
+
 
 class _BlockSlot:
-    """A job's :class:`SwitchBlock` for the native switch: ``var``, ``held``, ``ctx``,
-    ``func`` and ``tstate`` are views of its fields (``job``, ``held``, ``a[1]``, ``a[3]``,
-    ``bind_ts``: a view's ``value`` is the cheapest write ctypes has), ``ref`` the
-    prebuilt argument of every switch."""
+    """A job's :class:`SwitchBlock` for the native switch.
 
-    __slots__ = ("block", "ctx", "func", "held", "ref", "tstate", "var")
+    ``cells`` is one view of the block as machine words (writing an item is the
+    cheapest write ctypes has, and one view is one object for the collector to
+    track per job instead of one per field); ``ref`` is the prebuilt argument of
+    every switch, and keeps the block alive.
+    """
+
+    __slots__ = ("cells", "ref")
 
     def __init__(self, switch: NativeSwitch, start_job: int) -> None:
-        block = self.block = switch.block(start_job)
+        block = switch.block(start_job)
         base = ctypes.addressof(block)
-        arg = SwitchBlock.a.offset
-        block.a[0] = base + SwitchBlock.job.offset
-        block.a[2] = base + SwitchBlock.ret.offset
-        self.var = c_void_p.from_address(base + SwitchBlock.job.offset)
-        self.held = c_void_p.from_address(base + SwitchBlock.held.offset)
-        self.ctx = c_uint64.from_address(base + arg + 8)
-        self.func = c_uint64.from_address(base + arg + 24)
-        self.tstate = c_void_p.from_address(base + SwitchBlock.bind_ts.offset)
+        cells = self.cells = (c_uint64 * _BLOCK_WORDS).from_address(base)
+        cells[_W_ARGS + 0] = base + SwitchBlock.job.offset
+        cells[_W_ARGS + 2] = base + SwitchBlock.ret.offset
         self.ref = byref(block)
+
+    def clear(self) -> None:
+        """Ready for a new job: no job, no GIL held on its behalf."""
+        cells = self.cells
+        cells[_W_JOB] = 0
+        cells[_W_HELD] = 0
+
+    def job_address(self) -> int:
+        """The ``ASYNC_JOB *`` OpenSSL stored (0: none: not started, or finished)."""
+        return self.cells[_W_JOB]
 
 
 class Execution:
@@ -150,7 +172,8 @@ class Execution:
     @property
     def address(self) -> int:
         """The ``ASYNC_JOB *`` (0 until the job has paused)."""
-        return self.slot.var.value or 0
+        address: int = self.slot.job_address()
+        return address
 
 
 class _ThreadAllocator:
@@ -375,15 +398,21 @@ class NativeSupport:
 class _NestedUnit:
     """A guarded stack entered from OpenSSL's small fibre (OpenSSL 3.0/3.1).
 
-    OpenSSL calls ``trampoline``: C code only (ctypes calls ``swapcontext``
-    through a ``functools.partial``), which saves the small stack's context in
-    ``back`` and enters ``start`` on our stack. ``start`` runs the runner's entry
-    callback (C only up to the job's frame, see ``JobRunner._job_frame``) and,
-    when it returns, continues at ``back`` (its ``uc_link``), so the trampoline
-    returns and OpenSSL finishes the job.
+    OpenSSL runs a trampoline as the job's function: C code only, which saves the
+    small stack's context in ``back`` and enters ``start`` on our stack
+    (``swapcontext``). ``start`` runs the runner's entry callback (C only up to the
+    job's frame, see ``JobRunner._job_frame``) and, when it returns, continues at
+    ``back`` (its ``uc_link``), so the trampoline returns and OpenSSL finishes the
+    job. With the native switch the trampoline is machine code next to it, given
+    ``{back, start, swapcontext}`` as the job's argument blob (``args_address``,
+    ``args_size``; OpenSSL copies it into the job); otherwise it is ctypes calling
+    ``swapcontext`` through a ``functools.partial``, with no argument.
     """
 
-    __slots__ = ("_slot", "_value", "back", "entry", "func_address", "stack", "start", "trampoline")
+    __slots__ = (
+        "_slot", "_value", "args", "args_address", "args_size", "back", "entry", "func_address", "stack", "start",
+        "trampoline",
+    )
 
     def __init__(self, runner: JobRunner) -> None:
         native = runner.native
@@ -394,9 +423,19 @@ class _NestedUnit:
             runner.nested_entry = CFUNCTYPE(None)(runner._entry)
         self.entry = runner.nested_entry
         self.start.make(self.stack.base, self.stack.size, self.back, address_of(self.entry))
-        swap = functools.partial(native.libc.swapcontext, self.back.buffer, self.start.buffer)
-        self.trampoline = CFUNCTYPE(c_int)(swap)
-        self.func_address = address_of(self.trampoline)
+        switch = native.switch if isinstance(runner, NativeRunner) else None
+        if switch is not None:
+            self.trampoline: Any = None
+            self.args: Any = (c_uint64 * 3)(self.back.address, self.start.address, native.libc.swapcontext_address)
+            self.args_address = ctypes.addressof(self.args)
+            self.args_size = ctypes.sizeof(self.args)
+            self.func_address = switch.trampoline_address
+        else:
+            swap = functools.partial(native.libc.swapcontext, self.back.buffer, self.start.buffer)
+            self.trampoline = CFUNCTYPE(c_int)(swap)
+            self.args = None
+            self.args_address = self.args_size = 0
+            self.func_address = address_of(self.trampoline)
         self._slot, self._value = self.start.rearm_pair()
 
     def arm(self) -> None:
@@ -514,7 +553,8 @@ class JobRunner:
             else:
                 unit = self.units.pop() if self.units else _NestedUnit(self)
                 func = unit.func_address
-            tstate = self.tstates.get()
+            free = self.tstates.free
+            tstate = free.pop() if free else self.tstates.get()
         except MemoryError:
             # No stack (mmap failed) or thread state for a new job: for OpenSSL a job
             # that cannot be created is ASYNC_NO_JOBS (so it is with its own stacks
@@ -525,8 +565,7 @@ class JobRunner:
         if unit is not None:
             unit.arm()
         slot = self.slots.pop() if self.slots else self._new_slot()
-        slot.var.value = None
-        slot.held.value = 0
+        slot.clear()
         ex = Execution(body, tstate, unit, slot)
         body.engine = ex
         frame = self._job_frame(ex)
@@ -587,7 +626,7 @@ class JobRunner:
         ex.tstate = 0
         unit, ex.unit = ex.unit, None
         self.slots.append(ex.slot)
-        self.tstates.put(ts)
+        self.tstates.free.append(ts)
         if unit is not None:
             self.units.append(unit)
 
@@ -601,7 +640,7 @@ class JobRunner:
         never ran, and its resources go back to the pools: ``ASYNC_FINISH``.
         """
         if ex.tstate and not ex.finished:
-            if ex.slot.var.value:
+            if ex.slot.job_address():
                 return ASYNC_PAUSE
             if ex.entered:
                 return ASYNC_ERR
@@ -709,9 +748,14 @@ class NativeRunner(JobRunner):
 
     def _switch_new(self, ex: Execution, wait_ctx_address: int, func: int) -> int:
         slot = ex.slot
-        slot.ctx.value = wait_ctx_address
-        slot.func.value = func
-        slot.tstate.value = ex.tstate
+        cells = slot.cells
+        cells[_W_ARGS + 1] = wait_ctx_address
+        cells[_W_ARGS + 3] = func
+        unit = ex.unit
+        if unit is not None:  # the trampoline's argument blob, which OpenSSL copies into the job
+            cells[_W_ARGS + 4] = unit.args_address
+            cells[_W_ARGS + 5] = unit.args_size
+        cells[_W_BIND_TS] = ex.tstate
         status: int = self._call(slot.ref)
         return status
 

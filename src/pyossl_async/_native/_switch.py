@@ -8,7 +8,7 @@ Python cannot sequence C calls itself (ctypes retakes the GIL after every call),
 so the portable way is a chain of ``makecontext`` contexts (``_callchain``,
 still the fallback), which costs one ``rt_sigprocmask`` system call per link.
 
-This module maps a 231-byte function that does the whole sequence (source and
+This module maps a small function that does the whole sequence (source and
 instruction-by-instruction description: ``switch_x86_64.S``) into an executable
 page at load time and calls it through ctypes, once per switch, with one
 argument: a :class:`SwitchBlock` that holds the call and the job's state. No
@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from ._abi import NativeUnsupported, UcontextABI
 from ._libs import Libc, PyApi, address_of
-from ._switch_code import X86_64_SYSV
+from ._switch_code import SWITCH_OFFSET, TRAMPOLINE_OFFSET, X86_64_SYSV
 
 __all__ = ["REFUSED", "NativeSwitch", "SwitchApi", "SwitchBlock", "load_switch"]
 
@@ -133,15 +133,18 @@ class NativeSwitch:
         # A GIL-releasing function pointer (CFUNCTYPE, not PYFUNCTYPE). Its prototype
         # declares no argument: a cdecl call takes extra ones as given, so the prebuilt
         # ``byref(block)`` passes as it is, with no conversion per call.
-        call = CFUNCTYPE(c_int)(self._page.address)
+        call = CFUNCTYPE(c_int)(self._page.address + SWITCH_OFFSET)
         self.call: Callable[[Any], int] = call
+        #: ``int trampoline(void *const args[3])``: a job function for OpenSSL 3.0/3.1 that
+        #: leaves its small fibre with ``swapcontext(args[0], args[1])`` (``args[2]``)
+        self.trampoline_address = self._page.address + TRAMPOLINE_OFFSET
 
     def block(self, fn: int) -> SwitchBlock:
         """A block that calls ``fn``; its arguments and ``bind_ts`` are the caller's to set."""
         return SwitchBlock(fn=fn, api=self.api_address, flags=self.flags)
 
     def info(self) -> str:
-        return f"native (machine code at {self._page.address:#x}, {len(X86_64_SYSV)} bytes)"
+        return f"native (machine code at {self._page.address + SWITCH_OFFSET:#x}, {len(X86_64_SYSV)} bytes)"
 
 
 def load_switch(libc: Libc, abi: UcontextABI, api: PyApi, tls_key: int, current_job: int) -> NativeSwitch:

@@ -1,9 +1,10 @@
 """The machine code of the native job switch, and where it comes from.
 
 ``X86_64_SYSV`` is what GNU ``as`` makes of ``switch_x86_64.S`` (beside this
-file, which documents every instruction and the structures it reads). It is
-position independent and has no relocations: every address it needs comes
-through its one argument. ``tests/test_native_switch.py`` assembles the source
+file, which documents every instruction and the structures it reads): the
+switch and the nested-stack trampoline, at ``SWITCH_OFFSET`` and
+``TRAMPOLINE_OFFSET``. It is position independent and has no relocations:
+every address it needs comes through its argument. ``tests/test_native_switch.py`` assembles the source
 again wherever ``as`` and ``objcopy`` exist and checks that the bytes agree;
 to change the code, change the source and run ``python tools/switch_code.py``,
 which prints the new constant.
@@ -11,13 +12,14 @@ which prints the new constant.
 
 from __future__ import annotations
 
-__all__ = ["SOURCE", "X86_64_SYSV"]
+__all__ = ["SOURCE", "SWITCH_OFFSET", "TRAMPOLINE_OFFSET", "X86_64_SYSV"]
 
 #: the source file, next to this module (shipped with the package)
 SOURCE = "switch_x86_64.S"
 
-#: ``int pyossl_switch(struct switch_block *b)``, 231 bytes
+#: the whole ``.text``, 263 bytes
 X86_64_SYSV = bytes.fromhex(
+    "4883ec08488b4710488b7708488b3fffd04883c408c3662e0f1f840000000000"
     "5341544155415641574889fb4c8b6350498b4424304885c0740bffd04885c00f"
     "85ba00000049837c241800741b418b7c242841ff5424204989c5418b7c242848"
     "8b733841ff54241848f7434801000000741448837b6000750d488b7b3841ff14"
@@ -27,3 +29,6 @@ X86_64_SYSV = bytes.fromhex(
     "241800740d418b7c24284c89ee41ff5424184489f0415f415e415d415c5bc341"
     "beffffffffebeb"
 )
+#: where each function starts in it
+SWITCH_OFFSET = 32
+TRAMPOLINE_OFFSET = 0

@@ -83,14 +83,15 @@ class ThreadStatePool:
         self._api = api
         self._labels = labels
         self._interp = api.PyInterpreterState_Get()
-        self._free: List[int] = []
+        #: pooled states (LIFO); a runner pops from it directly on its start path
+        self.free: List[int] = []
         self.created = 0
         #: each pooled state's dict (``PyThreadState_GetDict``), found once
         self.dicts: Dict[int, Any] = {}
 
     def get(self) -> int:
-        if self._free:
-            return self._free.pop()
+        if self.free:
+            return self.free.pop()
         ts: int = self._api.PyThreadState_New(self._interp)
         if not ts:
             raise MemoryError("PyThreadState_New failed")
@@ -100,20 +101,20 @@ class ThreadStatePool:
         return ts
 
     def put(self, ts: int) -> None:
-        self._free.append(ts)
+        self.free.append(ts)
 
     def close(self) -> None:
         """Delete pooled states (the GIL is held: we are running Python)."""
         api = self._api
-        while self._free:
-            ts = self._free.pop()
+        while self.free:
+            ts = self.free.pop()
             self.dicts.pop(ts, None)
             api.PyThreadState_Clear(ts)
             api.PyThreadState_Delete(ts)
 
     def forget(self) -> None:
         """Drop pooled states without touching them (after fork they no longer exist)."""
-        self._free.clear()
+        self.free.clear()
         self.dicts.clear()
 
 

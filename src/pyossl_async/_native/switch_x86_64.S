@@ -9,6 +9,16 @@
  * what `as` makes of it; tests/test_native_switch.py assembles it again and
  * compares). Nothing compiles it at install or run time.
  *
+ * It holds two functions: the switch (below) and, first, the trampoline that
+ * OpenSSL 3.0/3.1 runs as a job's function to leave its 32 KiB fibre for our own
+ * guarded stack (see _NestedUnit in _runner.py):
+ *
+ *     int pyossl_trampoline(void *const args[3]);
+ *
+ * args is OpenSSL's copy of the job's argument blob: {back, start, swapcontext};
+ * it returns swapcontext(back, start): 0 once the job's code on our stack has
+ * ended and `start`'s uc_link has come back to `back` (-1 if the switch failed).
+ *
  *     int pyossl_switch(struct switch_block *b);
  *
  * struct switch_block {               struct switch_api {
@@ -41,6 +51,19 @@
  *  8. return result.
  */
         .text
+        .globl  pyossl_trampoline
+        .type   pyossl_trampoline, @function
+pyossl_trampoline:
+        subq    $8, %rsp                /* 16-byte alignment for the call */
+        movq    16(%rdi), %rax          /* swapcontext */
+        movq    8(%rdi), %rsi           /* start: the job's code on our stack */
+        movq    (%rdi), %rdi            /* back: where this fibre is saved */
+        call    *%rax
+        addq    $8, %rsp
+        ret
+        .size   pyossl_trampoline, .-pyossl_trampoline
+
+        .p2align 4
         .globl  pyossl_switch
         .type   pyossl_switch, @function
 pyossl_switch:

@@ -82,6 +82,8 @@ STATUSES = tuple(Status)
 #: A result is allocated per switch: caching a job's PAUSE result would hold its
 #: handle, and a paused job whose handle the user dropped must be unwound at once.
 _tuple_new = tuple.__new__
+#: a Job handle without its ``__init__`` frame (the start path sets ``_record``)
+_new_job = object.__new__
 #: ``Job.close()``'s timeout when none is given: the drive layer's default
 DEFAULT_TIMEOUT: Any = object()
 _is_finalizing = sys.is_finalizing
@@ -664,7 +666,8 @@ class BackendBase(abc.ABC):
                 and not _is_finalizing()
             ):
                 record = JobRecord(self, func, job_args(args), ctx, thread)  # type: ignore[arg-type]
-                handle = Job(record)
+                handle = _new_job(Job)
+                handle._record = record
                 record.handle_ref = weakref.ref(handle)
                 return self._drive(thread, record, handle, True)
         return self._start_job(job, ctx, func, args)
@@ -861,8 +864,12 @@ class BackendBase(abc.ABC):
         # the state last: if a signal handler raises in between, the record is still
         # "running" and _settle_interrupted finishes the bookkeeping
         thread.paused.pop(record, None)
-        if record.ctx is not None:
-            record.ctx._user_done(record)
+        ctx = record.ctx
+        if ctx is not None:
+            if ctx._close_when_unused:
+                ctx._user_done(record)
+            else:
+                ctx._users.discard(record)
         record.handle = None
         record.state = "finished"
         thread.driving = None

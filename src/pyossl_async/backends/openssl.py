@@ -168,7 +168,7 @@ class OpenSSLBackend(BackendBase):
         return runner  # type: ignore[no-any-return]
 
     def _engine_start(self, thread: ThreadJobs, record: JobRecord) -> Optional[Status]:
-        runner = self._runner(thread)
+        runner = thread.engine or self._runner(thread)
         if runner.native.depth_budget:
             self._check_depth()
         ctx = record.ctx
