@@ -9,6 +9,8 @@ import pytest
 
 import pyossl_async as pa
 
+from .conftest import load_backend, run_isolated
+
 
 def pauser(backend: pa.Backend) -> Any:
     def job(arg: Any) -> int:
@@ -194,3 +196,45 @@ def test_running_job_cannot_close_its_own_ctx(backend: pa.Backend) -> None:
     backend.start_job(None, ctx, job)
     assert seen == ["refused"]
     ctx.close()
+
+
+AT_THE_RECURSION_LIMIT = r"""
+import sys, pyossl_async as pa
+b = pa.get_backend(NAME)
+calls = {
+    "init_thread": lambda: b.init_thread(0, 0),
+    "block_pause": b.block_pause,
+    "unblock_pause": b.unblock_pause,
+    "cleanup_thread": b.cleanup_thread,
+    "is_capable": b.is_capable,
+    "get_current_job": b.get_current_job,
+    "pause_job": b.pause_job,
+}
+bad = {}
+for name, call in calls.items():
+    def dive():
+        # the call at every depth, down to the limit: somewhere it runs out inside
+        try:
+            call()
+        except RecursionError:
+            pass
+        except BaseException as exc:
+            bad[name] = repr(exc)
+        dive()
+    try:
+        dive()
+    except RecursionError:
+        pass
+print(sorted(bad.items()))
+"""
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("name", ["openssl", "python"])
+def test_backend_calls_at_the_recursion_limit_raise_recursion_error(name: str) -> None:
+    """Before: on 3.9-3.11 ``init_thread`` (and the other backend calls that pass
+    arguments to C) raised ``ctypes.ArgumentError`` wrapping the RecursionError; a
+    signal handler storm that nested handlers down to the limit saw it."""
+    load_backend(name)
+    proc = run_isolated(AT_THE_RECURSION_LIMIT.replace("NAME", repr(name)))
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr

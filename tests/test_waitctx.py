@@ -11,6 +11,8 @@ import pytest
 
 import pyossl_async as pa
 
+from .conftest import run_isolated
+
 
 def test_fresh_ctx(backend: pa.Backend) -> None:
     with backend.WaitCtx() as ctx:
@@ -406,3 +408,146 @@ def test_waitctx_is_a_class_for_annotations_and_isinstance(backend: pa.Backend) 
         default.close()
     with pytest.raises(TypeError, match="takes no arguments"):
         pa.WaitCtx(backend)  # type: ignore[call-arg]
+
+
+WAITCTX_CLOSED_BY_A_HOOK = """
+import gc
+import pyossl_async as pa
+b = pa.get_backend({name!r})
+cleaned = []
+
+
+class ClosingInt(int):
+    '''An fd or status whose __int__ closes the context it is being passed to.'''
+
+    ctx = None
+
+    def __int__(self):
+        self.ctx.close()
+        return 5
+
+
+class ClosingKey:
+    '''A key whose __hash__ closes the context it is being used with.'''
+
+    ctx = None
+
+    def __hash__(self):
+        if self.ctx is not None:
+            self.ctx.close()
+        return 1
+
+    def __eq__(self, other):
+        return self is other
+
+
+def fresh():
+    ctx = b.WaitCtx()
+    ctx.set_wait_fd("old", 3, None, lambda c, k, fd, d: cleaned.append(fd))
+    return ctx
+
+
+calls = [
+    lambda ctx, hook: ctx.set_wait_fd("k", hook, None, lambda c, k, fd, d: cleaned.append(fd)),
+    lambda ctx, hook: ctx.set_status(hook),
+    lambda ctx, key: ctx.set_wait_fd(key, 4),
+    lambda ctx, key: ctx.get_fd(key),
+    lambda ctx, key: ctx.clear_fd(key),
+]
+for i, call in enumerate(calls):
+    ctx = fresh()
+    hook = ClosingInt(5) if i < 2 else ClosingKey()
+    hook.ctx = ctx
+    try:
+        call(ctx, hook)
+    except pa.WaitCtxClosedError:
+        pass
+    else:
+        raise AssertionError(f"call {{i}} on a context its own argument closed did not raise")
+    assert ctx.closed
+    hook.ctx = None
+    del ctx, hook
+    gc.collect()
+# every context's live fd was cleaned up exactly once, none of the refused ones
+assert cleaned == [3] * len(calls), cleaned
+print("ok")
+"""
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("name", ["openssl", "python"])
+def test_waitctx_closed_by_its_own_argument_is_not_used_after_free(name: str) -> None:
+    """``set_wait_fd(key, fd)`` where ``fd.__int__`` (or ``key.__hash__``) closes the
+    context passed ``NULL`` to ``ASYNC_WAIT_CTX_set_wait_fd``: SIGSEGV (found by the
+    fuzzer). A close that comes while a method runs is now deferred until it returns,
+    and the method re-checks for a close right before it calls C.
+    """
+    if name not in pa.available_backends():
+        pytest.skip(f"{name} unavailable")
+    proc = run_isolated(WAITCTX_CLOSED_BY_A_HOOK.format(name=name), check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("name", ["openssl", "python"])
+def test_waitctx_closed_while_a_job_is_being_started(name: str) -> None:
+    """``start_job(None, ctx, job, args)`` where the args' ``__buffer__`` (3.12+) or a
+    finaliser closes ``ctx`` after ``start_job`` checked it: the job ran with a NULL
+    wait ctx and the process crashed (SIGSEGV) when it paused and was resumed.
+    """
+    if name not in pa.available_backends():
+        pytest.skip(f"{name} unavailable")
+    proc = run_isolated(
+        f"""
+        import gc, sys
+        import pyossl_async as pa
+        b = pa.get_backend({name!r})
+        ran = []
+
+        def job(arg):
+            ran.append(arg)
+            b.pause_job()
+            return 1
+
+        class Buf:  # a bytes-like object written in Python (3.12+: __buffer__)
+            def __init__(self, ctx):
+                self.ctx = ctx
+            def __buffer__(self, flags):
+                self.ctx.close()
+                return memoryview(b"abc")
+
+        class Closer:  # collected in a cycle, whenever the collector runs
+            def __init__(self, ctx):
+                self.ctx, self.me = ctx, self
+            def __del__(self):
+                self.ctx.close()
+
+        def closing_gc(ctx):
+            # a collection at the next allocation closes ctx: inside start_job
+            Closer(ctx)
+            gc.set_threshold(1)
+
+        cases = [closing_gc]
+        if sys.version_info >= (3, 12):
+            cases.append(lambda ctx: Buf(ctx))
+        for make in cases:
+            ctx = b.WaitCtx()
+            args = make(ctx)
+            try:
+                status, h, _ = b.start_job(None, ctx, job, args)
+            except pa.WaitCtxClosedError:
+                pass
+            else:
+                gc.set_threshold(700)
+                if ctx.closed:  # the close came after the job had the ctx: it must be refused
+                    raise AssertionError("ctx closed under a running job")
+                assert b.start_job(h, None, None) == (pa.FINISH, None, 1)
+                ctx.close()
+            gc.set_threshold(700)
+            assert ctx.closed
+        assert b.start_job(None, None, lambda a: 2) == (pa.FINISH, None, 2)
+        print("ok", ran)
+        """,
+        check=False,
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("ok"), proc.stdout + proc.stderr

@@ -1,4 +1,4 @@
-"""Regression tests for bugs found in the backends while writing the drivers (issue 5)."""
+"""Tracers and profilers: jobs run under the caller's, and profiling never breaks a job."""
 
 from __future__ import annotations
 
