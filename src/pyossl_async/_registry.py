@@ -75,6 +75,9 @@ _LOADERS: Dict[str, Callable[[], Backend]] = {"openssl": _load_openssl, "python"
 
 
 def _load(name: str) -> Backend:
+    backend = _loaded.get(name)  # loaded once and for good: no lock to find it again
+    if backend is not None:
+        return backend
     with _lock:
         backend = _loaded.get(name)
         if backend is not None:

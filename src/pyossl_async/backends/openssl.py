@@ -74,6 +74,7 @@ class OpenSSLBackend(BackendBase):
         #: the libcrypto file really loaded (resolved), and the name it was asked by
         self.library_path = crypto.path
         self.library_name = crypto.library_name
+        self._capable: Optional[bool] = None
         #: error-queue entries drained by the last call that returned ERR/NO_JOBS/False
         self.last_errors: tuple[ErrorEntry, ...] = ()
         if native is not None:
@@ -99,10 +100,16 @@ class OpenSSLBackend(BackendBase):
 
     # -- capabilities ------------------------------------------------------------
 
-    @c_call
     def is_capable(self) -> bool:
-        """True when libcrypto can run jobs here and so can our thread/stack machinery."""
-        return self.native is not None and bool(self.crypto.ASYNC_is_capable())
+        """True when libcrypto can run jobs here and so can our thread/stack machinery.
+
+        Asked once: ``ASYNC_is_capable()`` answers for the platform, which does not
+        change (and each call is a ``getcontext``, a system call, on the path of every
+        module function called outside a job)."""
+        capable = self._capable
+        if capable is None:
+            capable = self._capable = self.native is not None and bool(self.crypto.ASYNC_is_capable())
+        return capable
 
     def info(self) -> dict[str, Any]:
         out: dict[str, Any] = {
