@@ -37,8 +37,8 @@ from ._errors import (
 )
 from ._protocol import Backend, BackendArg, BackendName, Job, StartResult, WaitCtx
 from ._registry import available_backends, get_backend
-from ._running import RUNNING_JOB as _RUNNING_JOB
 from ._running import running_record as _running_record
+from .backends._base import get_current_job, pause_job
 from .drive import _blocking as _drive_blocking
 from .engine import await_future, wait_for_fd
 
@@ -150,23 +150,6 @@ def start_job(
     if isinstance(ctx, WaitCtx):
         return ctx.backend.start_job(job, ctx, func, args)
     return _here().start_job(job, ctx, func, args)
-
-
-def pause_job() -> bool:
-    """``ASYNC_pause_job``: return control to the caller of ``start_job`` (of the job
-    running the calling code, whichever backend runs it); ``True`` at once outside a job."""
-    record = _RUNNING_JOB.get()
-    if record is not None:
-        return record.backend.pause_job()  # type: ignore[no-any-return]
-    return get_backend().pause_job()
-
-
-def get_current_job() -> _Optional[Job]:
-    """The job running the calling code (whichever backend runs it), or None."""
-    record = _RUNNING_JOB.get()
-    if record is not None:
-        return record.backend.get_current_job()  # type: ignore[no-any-return]
-    return get_backend().get_current_job()
 
 
 def get_wait_ctx(job: Job) -> _Optional[WaitCtx]:

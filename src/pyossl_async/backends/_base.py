@@ -458,6 +458,86 @@ class WaitCtxBase(WaitCtx):
         return f"<pyossl_async.WaitCtx {state} backend={self._backend.name} at {id(self):#x}>"
 
 
+def pause_job(_backend: Optional[BackendBase] = None) -> bool:
+    """Pause the running job until it is resumed; ``True`` at once outside a job.
+
+    One function for ``backend.pause_job()`` (``_backend`` is that backend: only its
+    own job pauses) and for ``pyossl_async.pause_job()`` (no argument: the job
+    running the calling code, whichever backend runs it; outside any job, the
+    default backend's answer), so that neither pays a second Python call.
+    """
+    record: Optional[JobRecord] = _job_context()
+    if (
+        record is None
+        or record.runs_on != _get_ident()
+        or record.state != "running"
+        or (_backend is not None and record.backend is not _backend)
+    ):
+        if _backend is None:
+            from .._registry import get_backend  # (the registry imports the backends)
+
+            return get_backend().pause_job()
+        record = _backend._running_here()
+        if record is None:
+            return True
+    if record.cancelled:
+        raise JobCancelled()
+    backend = record.backend
+    record.in_pause = True
+    try:
+        pause = backend._pause_call
+        if pause is not None:
+            pause()
+        else:
+            backend._engine_pause(record.thread, record)
+    finally:
+        record.in_pause = False
+    if record.pause_error:
+        record.pause_error = False
+        raise JobStateError("pause_job() in a job that was started without a WaitCtx")
+    if record.cancelled:
+        raise JobCancelled()
+    if record.retrace or record.trace is not None or record.profile is not None:
+        # the caller traces or profiles, or stopped: the job follows (never asked when
+        # nobody traces, the common case: two calls fewer per pause)
+        record.retrace = False
+        if _gettrace() is not record.trace or _getprofile() is not record.profile:
+            _sync_tracers(record)
+    return True
+
+
+def get_current_job(_backend: Optional[BackendBase] = None) -> Optional[Job]:
+    """The running job's handle (the same object ``start_job`` returns on PAUSE), or None.
+
+    As :func:`pause_job`: ``backend.get_current_job()`` and, with no argument,
+    ``pyossl_async.get_current_job()`` (whichever backend runs the job).
+    """
+    record: Optional[JobRecord] = _job_context()
+    if (
+        record is None
+        or record.runs_on != _get_ident()
+        or record.state != "running"
+        or (_backend is not None and record.backend is not _backend)
+    ):
+        if _backend is None:
+            from .._registry import get_backend
+
+            return get_backend().get_current_job()
+        record = _backend._running_here()
+        if record is None:
+            return None
+    # while a job runs, its caller's start_job holds the handle, or the
+    # finaliser that unwinds it resurrected it into ``record.handle``: the
+    # collector clears weak references to a cycle before its finalisers run
+    ref = record.handle_ref
+    handle: Optional[Job] = ref() if ref is not None else None
+    return handle if handle is not None else record.handle
+
+
+_pause_job_impl = pause_job
+_get_current_job_impl = get_current_job
+
+
 class BackendBase(abc.ABC):
     """The contract's ``Backend``, minus the engine."""
 
@@ -902,48 +982,10 @@ class BackendBase(abc.ABC):
             return None
         return record
 
-    def pause_job(self) -> bool:
-        """Pause the running job until it is resumed; ``True`` at once outside a job."""
-        record: Optional[JobRecord] = _job_context()
-        if record is None or record.backend is not self or record.runs_on != _get_ident() or record.state != "running":
-            record = self._running_here()
-            if record is None:
-                return True
-        if record.cancelled:
-            raise JobCancelled()
-        record.in_pause = True
-        try:
-            pause = self._pause_call
-            if pause is not None:
-                pause()
-            else:
-                self._engine_pause(record.thread, record)
-        finally:
-            record.in_pause = False
-        if record.pause_error:
-            record.pause_error = False
-            raise JobStateError("pause_job() in a job that was started without a WaitCtx")
-        if record.cancelled:
-            raise JobCancelled()
-        if record.retrace or record.trace is not None or record.profile is not None:
-            # the caller traces or profiles, or stopped: the job follows (never asked when
-            # nobody traces, the common case: two calls fewer per pause)
-            record.retrace = False
-            if _gettrace() is not record.trace or _getprofile() is not record.profile:
-                _sync_tracers(record)
-        return True
-
-    def get_current_job(self) -> Optional[Job]:
-        """The running job's handle (the same object ``start_job`` returns on PAUSE)."""
-        record = self._running_here()
-        if record is None:
-            return None
-        # while a job runs, its caller's start_job holds the handle, or the
-        # finaliser that unwinds it resurrected it into ``record.handle``: the
-        # collector clears weak references to a cycle before its finalisers run
-        ref = record.handle_ref
-        handle: Optional[Job] = ref() if ref is not None else None
-        return handle if handle is not None else record.handle
+    # pause_job and get_current_job: the module-level functions below, which are also
+    # pyossl_async's (called with no argument they act on whichever backend runs the job)
+    pause_job = _pause_job_impl
+    get_current_job = _get_current_job_impl
 
     def get_wait_ctx(self, job: Job) -> Any:
         """The job's ``WaitCtx``; ``None`` once it has finished (C returns NULL)."""
