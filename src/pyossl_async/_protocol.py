@@ -54,6 +54,17 @@ CleanupFunc = Callable[["WaitCtx", Hashable, int, Any], Any]
 
 _T = TypeVar("_T")
 
+#: what ``WaitCtx()`` calls for a context of the default backend; the registry, which
+#: sits above this module (it loads the backends that implement these types), sets it
+#: when it is imported (:func:`set_default_wait_ctx`), so this module imports nothing above it
+_default_wait_ctx: Optional[Callable[[], Any]] = None
+
+
+def set_default_wait_ctx(factory: Callable[[], Any]) -> None:
+    """Tell ``WaitCtx()`` how to make a context of the default backend (the registry's call)."""
+    global _default_wait_ctx
+    _default_wait_ctx = factory
+
 
 class StartResult(NamedTuple):
     """What ``start_job`` returns; unpacks as ``status, job, result``."""
@@ -73,9 +84,9 @@ class _WaitCtxMeta(abc.ABCMeta):
         if cls is WaitCtx:
             if args or kwargs:
                 raise TypeError("WaitCtx() takes no arguments (use backend.WaitCtx() for a given backend)")
-            from ._registry import get_backend
-
-            ctx: _T = get_backend().WaitCtx()  # type: ignore[assignment]
+            if _default_wait_ctx is None:  # pragma: no cover - the package imports the registry
+                raise RuntimeError("no backend registry: import pyossl_async first")
+            ctx: _T = _default_wait_ctx()
             return ctx
         return super().__call__(*args, **kwargs)  # type: ignore[misc, no-any-return]
 

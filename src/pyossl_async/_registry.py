@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Optional, Union
 
 from . import _settings
 from ._errors import BackendUnavailable
-from ._protocol import Backend, BackendArg, BackendName
+from ._protocol import Backend, BackendArg, BackendName, WaitCtx, set_default_wait_ctx
 
 __all__ = [
     "BACKEND_NAMES",
@@ -222,3 +222,11 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _default_wait_ctx() -> WaitCtx:
+    """``pa.WaitCtx()``: a context of the default backend."""
+    return get_backend().WaitCtx()
+
+
+set_default_wait_ctx(_default_wait_ctx)

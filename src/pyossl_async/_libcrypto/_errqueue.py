@@ -7,12 +7,9 @@ re-implemented here (and tested against ``ERR_lib_error_string``).
 from __future__ import annotations
 
 import ctypes
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._errors import ErrorEntry
-
-if TYPE_CHECKING:
-    from ._loader import LibCrypto
 
 __all__ = ["ERR_LIB_ASYNC", "ERR_LIB_SYS", "drain_errors", "err_get_lib", "err_get_reason"]
 
@@ -39,14 +36,16 @@ def err_get_reason(code: int) -> int:
     return code & ERR_REASON_MASK
 
 
-def error_text(lib: LibCrypto | Any, code: int) -> str:
+def error_text(lib: Any, code: int) -> str:
+    """The text of error ``code``; ``lib`` is a loaded libcrypto (anything with its
+    ``ERR_*`` functions bound: this module is below the loader, which uses it)."""
     buf = ctypes.create_string_buffer(256)
     lib.ERR_error_string_n(code, buf, len(buf))
     return buf.value.decode("utf-8", "replace")
 
 
-def drain_errors(lib: LibCrypto | Any) -> tuple[ErrorEntry, ...]:
-    """Empty this thread's error queue, oldest entry first."""
+def drain_errors(lib: Any) -> tuple[ErrorEntry, ...]:
+    """Empty this thread's error queue, oldest entry first (``lib``: as for :func:`error_text`)."""
     out: list[ErrorEntry] = []
     while True:
         code = lib.ERR_get_error()
