@@ -32,8 +32,15 @@ class Job:
 
     @property
     def wait_ctx(self) -> Optional[WaitCtx]:
-        """The ``WaitCtx`` the job was started with (``None`` if it was started without)."""
-        ctx: Optional[WaitCtx] = self._record.ctx
+        """The ``WaitCtx`` the job was started with (``None`` if it was started without).
+
+        Once the job has finished it holds the context only weakly: ``None`` when
+        nobody else holds it any more.
+        """
+        record = self._record
+        ctx: Optional[WaitCtx] = record.ctx
+        if ctx is None and record.ctx_ref is not None:
+            ctx = record.ctx_ref()
         return ctx
 
     @property

@@ -96,6 +96,7 @@ class JobRecord:
         "cancelled",
         "context",
         "ctx",
+        "ctx_ref",
         "engine",
         "exception",
         "func",
@@ -127,7 +128,9 @@ class JobRecord:
         self.func_name = getattr(func, "__qualname__", None) or type(func).__name__
         self.args = args
         self.ctx = ctx
-        self.context = contextvars.copy_context()
+        #: the context, weakly, once the job has ended (``Job.wait_ctx`` only reports it)
+        self.ctx_ref: Optional[weakref.ref[WaitCtxBase]] = None
+        self.context: Optional[contextvars.Context] = contextvars.copy_context()
         self.trace: Any = None
         self.profile: Any = None
         self.state: JobStateName = "running"
@@ -165,10 +168,11 @@ class JobRecord:
         self.func = self.args = None  # the job owns them now; drop ours early
         try:
             _sync_tracers(self)
-            self.value = self.context.run(func, args)  # type: ignore[arg-type]
+            self.value = self.context.run(func, args)  # type: ignore[arg-type, union-attr]
         except BaseException as exc:  # noqa: BLE001 - re-raised by start_job
             self.exception = exc
         finally:
+            self.context = None  # the caller's context variables: not needed any more
             if sys.gettrace() is not None:
                 sys.settrace(None)
             if sys.getprofile() is not None:
@@ -339,8 +343,15 @@ class WaitCtxBase(WaitCtx):
         self.close()
 
     def _user_done(self, record: JobRecord) -> None:
-        """A job started with this context has ended."""
+        """A job started with this context has ended.
+
+        The job lets go of the context (``Job.wait_ctx`` still finds it while
+        someone else holds it): a finished job's handle must not keep a context,
+        and the engine fds its cleanup functions close, alive.
+        """
         self._users.discard(record)
+        record.ctx_ref = weakref.ref(self)
+        record.ctx = None
         if self._close_when_unused and not self._users and not self._closed:
             try:
                 self.close()

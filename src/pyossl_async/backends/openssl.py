@@ -180,8 +180,12 @@ class OpenSSLBackend(BackendBase):
             status = runner.start(record, address)
         except ctypes.ArgumentError as exc:  # our own C calls: only ever the interpreter's limits
             raise from_conversion_failure(exc) from None
-        if ctx is None and status != Status.PAUSE:
-            self._drop_engine_fds(runner)
+        if status != Status.PAUSE:
+            # ended (or never made): the Execution refers back to the record (its body),
+            # and a cycle would keep the job's WaitCtx alive until a collection
+            record.engine = None
+            if ctx is None:
+                self._drop_engine_fds(runner)
         return self._status(status)
 
     def _drop_engine_fds(self, runner: JobRunner) -> None:
@@ -199,6 +203,7 @@ class OpenSSLBackend(BackendBase):
     def _engine_resume(self, thread: ThreadJobs, record: JobRecord) -> Status:
         status: int = thread.engine.resume(record.engine)  # started on this thread: its runner exists
         if status != Status.PAUSE:
+            record.engine = None  # no cycle through the Execution (see _engine_start)
             if status < Status.PAUSE:
                 self.last_errors = drain_errors(self.crypto)
             if record.ctx is None:

@@ -454,8 +454,8 @@ async def run_job(
         try:
             # A burst of calls queues here, before any set-up: the loop stays responsive.
             await state.take_turn()
-            be, wctx, owns = resolve(backend, ctx)
-            result: _T = await drive(state, be, wctx, owns, func, args, deadline, limit, close_timeout)
+            # (no local of this frame holds the driver's context: a traceback keeps frames alive)
+            result: _T = await drive(state, *resolve(backend, ctx), func, args, deadline, limit, close_timeout)
             return result
         finally:
             state.discharge()

@@ -131,7 +131,7 @@ async def drive(
                 raise shell.timeout_error(f"the job did not finish within {timeout:g} s; it was closed")
             watch.before_resume()
             try:
-                status, job, _ = backend.start_job(job, ctx, None)
+                status, job, _ = backend.start_job(job, None, None)  # (a resume ignores ctx; a traceback would keep it)
             finally:
                 shell.turn_done()
         job = None
@@ -155,6 +155,9 @@ async def drive(
         failure = watch.finish()
         if failure is not None:
             shell.report(f"Exception while releasing {shell.driver}'s WaitCtx", failure, func)
+        # The exception's traceback keeps this frame alive, and asyncio and trio keep a
+        # failed task's exception in a cycle: the context must not be held from here.
+        del ctx, watch
         raise
     finally:
         if counted:

@@ -138,7 +138,7 @@ def run_job(
             elif action == RETRY and deadline is not None and time.monotonic() >= deadline:
                 _timed_out(job, limit, close_timeout)
             watch.before_resume()
-            status, job, _ = be.start_job(job, wctx, None)
+            status, job, _ = be.start_job(job, None, None)  # (a resume ignores ctx; a traceback would keep it)
         job = None
         if status != Status.FINISH:
             raise start_failed(be, status)

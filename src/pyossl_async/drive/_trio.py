@@ -240,6 +240,6 @@ async def run_job(
     state = _state()
     deadline = math.inf if limit is None else trio.current_time() + limit
     await trio.lowlevel.checkpoint_if_cancelled()
-    be, wctx, owns = resolve(backend, ctx)
-    result: _T = await drive(state, be, wctx, owns, func, args, deadline, limit, close_timeout)
+    # (no local of this frame holds the driver's context: a traceback keeps frames alive)
+    result: _T = await drive(state, *resolve(backend, ctx), func, args, deadline, limit, close_timeout)
     return result
