@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, cast
 
 from .._constants import Status
-from .._errors import JobCancelled, JobStateError, WaitCtxClosedError
+from .._errors import AsyncError, JobCancelled, JobStateError, WaitCtxClosedError
 from .._job import Job, JobStateName
 from .._protocol import Backend, BackendName, StartResult, WaitCtx
 from .._unraisable import report_unraisable
@@ -276,6 +276,17 @@ class _ThreadSentinel:
                 report_unraisable(exc, "Exception while releasing a thread's jobs")
 
 
+def _kept_note(records: Iterable[JobRecord]) -> str:
+    """What a refusal adds about jobs the library keeps (stuck inside C code)."""
+    kept = sum(1 for r in list(records) if r.kept is not None and r.state == "paused")
+    if not kept:
+        return ""
+    return (
+        f"; {kept} of them paused inside C code whose engine has not completed, kept by the "
+        f"library, which unwinds them as soon as their engine signals"
+    )
+
+
 def _note(exc: BaseException, text: str) -> bool:
     """Attach ``text`` to ``exc`` as a note (3.11+); False where notes do not exist."""
     add_note = getattr(exc, "add_note", None)
@@ -325,6 +336,7 @@ class WaitCtxBase(WaitCtx):
             states = sorted(r.state for r in self._users)
             raise JobStateError(
                 f"WaitCtx is still used by {len(self._users)} unfinished job(s) ({', '.join(states)})"
+                + _kept_note(self._users)
             )
         self._closed = True
         self._backend._open_ctxs.discard(self)
@@ -872,7 +884,7 @@ class BackendBase(abc.ABC):
         if thread is not None and thread.paused:
             raise JobStateError(
                 f"cleanup_thread() with {len(thread.paused)} paused job(s): "
-                f"close or finish them first (C would leak them)"
+                f"close or finish them first (C would leak them)" + _kept_note(thread.paused)
             )
         if thread is None:
             self._engine_cleanup_thread(None)
@@ -936,42 +948,41 @@ class BackendBase(abc.ABC):
         timeout: Any = DEFAULT_TIMEOUT,
         watch: Any = None,
         given_up: bool = False,
-    ) -> None:
+    ) -> bool:
         """Unwind a paused job (``JobCancelled`` inside it), however often it must be resumed,
-        waiting for its engine in between, for at most ``timeout`` seconds.
+        waiting for its engine in between, for at most ``timeout`` seconds; past it
+        ``AsyncError`` (the job stays paused). True once the job has ended.
 
         ``watch``: a driver's wait state for the job (its engine holds that
         watch's callback token); a job the library keeps is waited for with its own.
-        ``given_up``: a driver's close; past the timeout the caller hands the job to
-        the library, and the ``AsyncError`` says so.
+        ``given_up``: a driver's close: past the timeout, False instead of the
+        ``AsyncError`` (the caller hands the job to the library).
         """
         if _is_finalizing():
             raise JobStateError("the interpreter is shutting down: a paused job can no longer be resumed")
         handle = self._handle_of(record, handle)
         from ..drive._blocking import DEFAULT_CLOSE_TIMEOUT, unwind  # the drive layer waits for engines
+        from ..drive._core import stuck_message
         from ..drive._keeper import release
 
         if record.state != "paused":  # a signal handler or finaliser got there first
-            return
+            return True
         if self._check_resume is not None:
             self._check_resume()
         kept = record.kept
         if watch is None and kept is not None:
             watch = kept.watch
-        afterwards = "kept" if given_up else "kept, closable" if kept is not None else "closable"
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = DEFAULT_CLOSE_TIMEOUT
         # busy for the whole close, waits included: a signal handler or finaliser
         # that starts, resumes or closes a job of this thread meanwhile is refused
         thread.busy += 1
         try:
-            unwind(
-                self,
-                thread,
-                record,
-                handle,
-                DEFAULT_CLOSE_TIMEOUT if timeout is DEFAULT_TIMEOUT else timeout,
-                watch,
-                afterwards,
-            )
+            if unwind(self, thread, record, handle, timeout, watch):
+                return True
+            if given_up:
+                return False
+            raise AsyncError(stuck_message(timeout, "kept, closable" if kept is not None else "closable"))
         finally:
             thread.busy -= 1
             if record.kept is not None and cast(str, record.state) != "paused":  # (the close changes it)
@@ -996,12 +1007,19 @@ class BackendBase(abc.ABC):
         thread: Optional[ThreadJobs] = None
         try:
             thread = self._close_checks(record)
-            self._cancel(thread, record, handle, DEFAULT_TIMEOUT if timeout is None else timeout, watch, True)
+            if self._cancel(thread, record, handle, DEFAULT_TIMEOUT if timeout is None else timeout, watch, True):
+                return None
         except BaseException as exc:  # noqa: BLE001 - the driver reports it, once
             if thread is not None:
                 self._keep(thread, record, handle, watch)
             return exc
-        return None
+        self._keep(thread, record, handle, watch)
+        from ..drive._blocking import DEFAULT_CLOSE_TIMEOUT
+        from ..drive._core import stuck_message
+
+        # made, not raised: no traceback, so no frame of the close (nor its callers'
+        # locals, the driver's context among them) stays reachable from the report
+        return AsyncError(stuck_message(DEFAULT_CLOSE_TIMEOUT if timeout is None else timeout, "kept"))
 
     def _keep(self, thread: ThreadJobs, record: JobRecord, handle: Job, watch: Any = None) -> None:
         """The library keeps a paused job its owner gave up on (see ``drive._keeper``), if it

@@ -138,11 +138,14 @@ async def drive(
                 shell.turn_done()
         if expired:
             # closed once, bounded by close_timeout; a job that does not unwind in time is kept
+            assert timeout is not None
             failure = await give_up(shell, backend, job, watch, close_timeout, None)
             kept = job is not None and job.state == "paused"
             job = None
-            assert timeout is not None
-            raise shell.timeout_error(expired_message(timeout, failure, kept)) from failure
+            try:  # (no local may hold the failure: its traceback reaches this frame, a cycle)
+                raise shell.timeout_error(expired_message(timeout, failure, kept)) from failure
+            finally:
+                del failure
         job = None
         if status != Status.FINISH:
             raise start_failed(backend, status)
@@ -156,6 +159,7 @@ async def drive(
             job = None
             if failure is not None:
                 shell.report(f"Exception while closing a job {shell.driver} gave up on", failure, func)
+            del failure  # (no cycle through this frame)
         failure = watch.finish()
         if failure is not None:
             shell.report(f"Exception while releasing {shell.driver}'s WaitCtx", failure, func)
@@ -191,12 +195,15 @@ async def give_up(
     be: Any = backend
     if exc is None or isinstance(exc, Exception) or shell.is_cancellation(exc):
         failure = await unwind(shell, backend, job, timeout, watch)
-        if job.state == "paused":
-            try:
-                be._keep(be._close_checks(job._record), job._record, job, watch)
-            except BaseException:  # noqa: BLE001 - (cannot fail: the close checks passed before)
-                pass
-        return failure
+        try:
+            if job.state == "paused":
+                try:
+                    be._keep(be._close_checks(job._record), job._record, job, watch)
+                except BaseException:  # noqa: BLE001 - (cannot fail: the close checks passed before)
+                    pass
+            return failure
+        finally:
+            del failure  # (no cycle through this frame: its traceback reaches it)
     if isinstance(exc, GeneratorExit):
         record = job._record
         try:
@@ -239,7 +246,7 @@ async def unwind(
                 return None
             action = watch.after_pause()
             if shell.now() >= deadline:
-                raise AsyncError(stuck_message(timeout, "kept"))
+                break
             wait = backoff.limit(action, watch)
             if wait == 0:
                 await shell.uncancellable(shell.checkpoint)  # the loop's turn, even so
@@ -248,8 +255,12 @@ async def unwind(
                 if await shell.uncancellable(functools.partial(watch.wait, until)):
                     backoff.reset()
                 elif shell.now() >= deadline:
-                    raise AsyncError(stuck_message(timeout, "kept"))
+                    break
             watch.before_resume()
     except BaseException as exc:  # noqa: BLE001 - handed to the caller
         be._cancel_abort(thread, record)
         return exc
+    be._cancel_abort(thread, record)
+    # made, not raised: no traceback, so no frame of the close (nor its callers' locals,
+    # the driver's context among them) stays reachable from the report
+    return AsyncError(stuck_message(timeout, "kept"))

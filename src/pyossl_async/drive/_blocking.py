@@ -13,7 +13,6 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from .._constants import Status
-from .._errors import AsyncError
 from .._protocol import Backend, Job, WaitCtx
 from .._unraisable import report_unraisable
 from ._core import (
@@ -27,7 +26,6 @@ from ._core import (
     note,
     resolve,
     start_failed,
-    stuck_message,
 )
 from ._notify import notifier
 
@@ -176,29 +174,47 @@ def run_job(
             if status != Status.FINISH:
                 raise start_failed(be, status)
     except BaseException as exc:
-        failure = give_up(be, job, watch, close_timeout)
+        _gave_up(exc, be, job, watch, close_timeout, func)
         job = None
-        _release(watch, func)
-        del watch
-        if failure is not None:
-            if not isinstance(failure, Exception):
-                raise failure from None  # an interrupt cut the close short (Ctrl-C pressed again)
-            if not note(exc, f"while closing the job: {failure}"):
-                report_unraisable(failure, "Exception ignored while closing a job run_job() gave up on", func)
+        del watch  # (an exception's traceback keeps this frame's locals)
         raise
     if expired:
+        assert limit is not None
         failure = give_up(be, job, watch, close_timeout)
         kept = job is not None and job.state == "paused"
         job = None
         _release(watch, func)
-        if failure is not None and not isinstance(failure, Exception):
-            raise failure  # an interrupt cut the close short
-        assert limit is not None
-        raise TimeoutError(expired_message(limit, failure, kept)) from failure
+        # A local of a frame that the failure's traceback reaches (through the callers of
+        # the frame it was caught in) would make a cycle that keeps the job's context alive.
+        try:
+            if failure is not None and not isinstance(failure, Exception):
+                raise failure  # an interrupt cut the close short (Ctrl-C pressed again)
+            raise TimeoutError(expired_message(limit, failure, kept)) from failure
+        finally:
+            del failure, watch
     failure = watch.finish()
     if failure is not None:
         raise failure
     return outcome.value
+
+
+def _gave_up(
+    exc: BaseException, backend: Backend, job: Optional[Job], watch: PauseWatch, timeout: Optional[float], func: Any
+) -> None:
+    """``exc`` ends a drive: close the job once (kept by the library if it does not unwind in
+    time) and release the watch; a failure of the close goes with ``exc``, as a note
+    (3.11+) or else through ``sys.unraisablehook``."""
+    failure = give_up(backend, job, watch, timeout)
+    _release(watch, func)
+    try:
+        if failure is None:
+            return
+        if not isinstance(failure, Exception):
+            raise failure  # an interrupt cut the close short (Ctrl-C pressed again)
+        if not note(exc, f"while closing the job: {failure}"):
+            report_unraisable(failure, "Exception ignored while closing a job run_job() gave up on", func)
+    finally:
+        del failure  # (no cycle through this frame: see run_job)
 
 
 def _release(watch: PauseWatch, func: Any) -> None:
@@ -223,8 +239,7 @@ def give_up(
     if job is None or job.state != "paused":
         return None
     be: Any = backend
-    failure: Optional[BaseException] = be._give_up(job._record, job, watch, timeout)
-    return failure
+    return be._give_up(job._record, job, watch, timeout)  # type: ignore[no-any-return]  # (no local: no cycle)
 
 
 def close_quietly(job: Optional[Job], timeout: Optional[float] = None) -> Optional[BaseException]:
@@ -245,9 +260,9 @@ def unwind(
     handle: Job,
     timeout: Optional[float],
     watch: Optional[PauseWatch] = None,
-    afterwards: str = "closable",
-) -> None:
-    """Close a paused job: resume it with ``JobCancelled`` pending until it has ended.
+) -> bool:
+    """Close a paused job: resume it with ``JobCancelled`` pending until it has ended; True once
+    it has, False if ``timeout`` ran out first.
 
     A job paused in Python raises ``JobCancelled`` from its ``pause_job()`` at
     the first resume. A job paused inside C code (an engine) goes on in C, and
@@ -255,9 +270,8 @@ def unwind(
     often as that takes, waiting each time for what its engine asked for, as a
     driver would (:class:`~._core.Backoff` where the close may not hear it);
     ``JobCancelled`` is raised at the first point its Python code runs. Past
-    ``timeout`` seconds (``None``: no limit) the close is given up: ``AsyncError``
-    (its message says what happens to the job next: ``afterwards``, see
-    :func:`~._core.stuck_message`), and the job stays paused.
+    ``timeout`` seconds (``None``: no limit) the close is given up: False, and the
+    job stays paused (the caller says what that means: :func:`~._core.stuck_message`).
 
     ``watch``: wait with this watch (a driver's, or a kept job's), which is left
     installed; by default the close makes its own and releases it.
@@ -276,7 +290,7 @@ def unwind(
             watch.install()
         while True:
             if backend._cancel_step(thread, record, handle):
-                return
+                return True
             # paused again, inside C code
             if ctx is None or ctx.closed:  # started without a context: nothing to wait on but time
                 action = RETRY
@@ -286,7 +300,8 @@ def unwind(
                     watch.install()
                 action = watch.after_pause()
             if deadline is not None and time.monotonic() >= deadline:
-                _give_up_close(backend, thread, record, limit, afterwards)
+                backend._cancel_abort(thread, record)
+                return False
             wait = backoff.limit(action, watch)
             if wait != 0:
                 now = time.monotonic()
@@ -301,7 +316,8 @@ def unwind(
                 if signalled:
                     backoff.reset()
                 elif deadline is not None and time.monotonic() >= deadline:
-                    _give_up_close(backend, thread, record, limit, afterwards)
+                    backend._cancel_abort(thread, record)
+                    return False
             if watch is not None:
                 watch.before_resume()
     except BaseException:
@@ -313,13 +329,6 @@ def unwind(
             failure = watch.finish()
             if failure is not None:
                 report_unraisable(failure, "Exception ignored while restoring a closed job's WaitCtx")
-
-
-def _give_up_close(
-    backend: BackendBase, thread: ThreadJobs, record: JobRecord, limit: Optional[float], afterwards: str
-) -> None:
-    backend._cancel_abort(thread, record)
-    raise AsyncError(stuck_message(limit or 0.0, afterwards))
 
 
 def callback_runs_python(ctx: WaitCtx) -> bool:
