@@ -55,6 +55,8 @@ MAX_RETRIES = 2
 TICK_FIRST = 0.01
 TICK_LIMIT = 1.0
 _POLLIN = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP | select.POLLNVAL
+#: the keeper thread's poll timeout when no kept job is armed, in ms
+_IDLE_MS = 5000
 
 
 class KeptWatch(BlockingWatch):
@@ -437,7 +439,9 @@ class _Watcher:
                         owners[fd] = []
                         poller.register(fd, select.POLLIN)
                     owners[fd].append(kept)
-            timeout = None if until is None else max(0, int((until - time.monotonic()) * 1000 + 0.999))
+            # nothing armed (every kept job waits for its thread): look again now and then
+            # only for jobs whose thread has exited meanwhile
+            timeout = _IDLE_MS if until is None else max(0, int((until - time.monotonic()) * 1000 + 0.999))
             events = poller.poll(timeout)
             ready: Set[Kept] = set()
             for fd, flags in events:
