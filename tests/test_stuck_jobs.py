@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import gc
 import json
+import os
+import subprocess
 import sys
 import time
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -39,6 +41,8 @@ CHILD_DEFAULT = 100.0
 CHILD_LIMIT = 80.0
 #: no close of a scenario may take that long (its close_timeout is a fraction of a second)
 BOUND = 20.0
+#: the scenarios' script
+CHILD_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stuck_child.py")
 
 
 @pytest.fixture(scope="module")
@@ -80,108 +84,12 @@ def _until(done: Any, backend: Any = None) -> None:
 
 # -- the scenarios, in child interpreters ----------------------------------------------
 
-CHILD = r"""
-import asyncio, gc, json, sys, time
-import pyossl_async as pa
-from pyossl_async import aio
-from pyossl_async.testing import PauseEngine
-
-DRIVER, PATH, HOW, READY, DELAY, CLOSE = {driver!r}, {path!r}, {how!r}, {ready!r}, {delay!r}, {close!r}
-b = pa.get_backend("openssl")
-e = PauseEngine.load(b)
-pa.run_job(lambda a: 0, backend=b)  # this thread's callback pipe exists from here on
-reports = []
-sys.unraisablehook = lambda args: reports.append(f"{{args.err_msg}}: {{args.exc_value!r}}")
-log = []
-
-
-def job(arg):
-    try:
-        e.op(1, path=PATH, ready=READY, delay=DELAY)
-        log.append("returned")
-    finally:
-        log.append("finally")
-
-
-def loop_handler(loop, context):
-    reports.append(f"loop: {{context['message']}}: {{context.get('exception')!r}}")
-
-
-async def aio_main():
-    asyncio.get_running_loop().set_exception_handler(loop_handler)
-    if HOW == "timeout":
-        await aio.run_job(job, backend=b, timeout=0.05, close_timeout=CLOSE)
-    elif HOW == "wait_for":
-        await asyncio.wait_for(aio.run_job(job, backend=b, close_timeout=CLOSE), 0.05)
-    else:
-        task = asyncio.ensure_future(aio.run_job(job, backend=b, close_timeout=CLOSE))
-        await asyncio.sleep(0.05)
-        task.cancel()
-        await task
-
-
-async def trio_main():
-    import trio
-    from pyossl_async import trio as pa_trio
-
-    if HOW == "timeout":
-        await pa_trio.run_job(job, backend=b, timeout=0.05, close_timeout=CLOSE)
-    else:
-        with trio.move_on_after(0.05):
-            await pa_trio.run_job(job, backend=b, close_timeout=CLOSE)
-        raise RuntimeError("cancelled")
-
-
-fds = e.stats()["fds_open"]
-pauses, cpu, start = e.stats()["pauses"], time.process_time(), time.monotonic()
-exc = None
-try:
-    if DRIVER == "blocking":
-        pa.run_job(job, backend=b, timeout=0.05, close_timeout=CLOSE)
-    elif DRIVER == "trio":
-        import trio
-        trio.run(trio_main)
-    else:
-        if DRIVER == "uvloop":
-            import uvloop
-            loop = uvloop.new_event_loop()
-        else:
-            loop = asyncio.new_event_loop()
-        try:
-            loop.run_until_complete(aio_main())
-        finally:
-            loop.close()
-except BaseException as x:
-    exc = x
-out = {{
-    "elapsed": time.monotonic() - start,
-    "cpu": time.process_time() - cpu,
-    "resumes": e.stats()["pauses"] - pauses - 1,  # (the first pause is the start's)
-    "exc": type(exc).__name__,
-    "message": str(exc),
-    "cause": repr(exc.__cause__) if exc is not None else None,
-    "kept": len(b._paused_records()),
-    "log_at_give_up": list(log),
-}}
-del exc
-start = time.monotonic()
-gc.collect()
-junk = [[i] for i in range(200000)]  # ordinary code: collections happen
-del junk
-out["gc"] = time.monotonic() - start
-if READY == "never":
-    e.release_never()
-deadline = time.monotonic() + 60
-while "finally" not in log and time.monotonic() < deadline:
-    time.sleep(0.005)
-    b.start_job(None, None, lambda a: 0)  # the thread's next library calls
-out["log"] = log
-out["left"] = len(b._paused_records())
-e.quiesce(10)
-out["fds_back"] = e.stats()["fds_open"] == fds
-out["reports"] = reports
-print("RESULT " + json.dumps(out), flush=True)
-"""
+def _scenario(name: str, params: Dict[str, Any], *, env: Dict[str, str], args: Tuple[str, ...] = (),
+              timeout: float = CHILD_LIMIT) -> subprocess.CompletedProcess[str]:
+    """Run a scenario of ``tests/stuck_child.py`` in a fresh interpreter."""
+    code = f"import runpy, sys\nsys.argv = {[CHILD_SCRIPT, name, json.dumps(params)]!r}\n"
+    code += f"runpy.run_path({CHILD_SCRIPT!r}, run_name='__main__')\n"
+    return run_isolated(code, env=env, args=args, timeout=timeout)
 
 
 def _child(driver: str, path: str, how: str, *, ready: str = "never", delay: float = 0.0, close: float = 0.3,
@@ -190,13 +98,13 @@ def _child(driver: str, path: str, how: str, *, ready: str = "never", delay: flo
         pytest.skip("uvloop is not installed (optional)")
     if driver == "trio":
         pytest.importorskip("trio")
-    code = CHILD.format(driver=driver, path=path, how=how, ready=ready, delay=delay, close=close)
+    params = {"driver": driver, "path": path, "how": how, "ready": ready, "delay": delay, "close": close}
     env = {"PYOSSL_ASYNC_CLOSE_TIMEOUT": str(CHILD_DEFAULT)}
-    args: tuple[str, ...] = ()
+    args: Tuple[str, ...] = ()
     if dev:
         args = ("-X", "dev", "-W", "ignore")
         env["PYTHONMALLOC"] = "debug"
-    proc = run_isolated(code, env=env, args=args, timeout=CHILD_LIMIT)
+    proc = _scenario("give-up", params, env=env, args=args)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert len(lines) == 1, proc.stdout + proc.stderr
     out: Dict[str, Any] = json.loads(lines[0][len("RESULT "):])
@@ -275,114 +183,18 @@ def test_giving_up_under_dev_mode(engine: PauseEngine, path: str) -> None:
     assert "Fatal Python error" not in out["stderr"], out["stderr"]
 
 
-GC_CHILD = r"""
-import gc, sys, time, warnings
-import pyossl_async as pa
-from pyossl_async.testing import PauseEngine
-
-PATH, CYCLE = {path!r}, {cycle!r}
-b = pa.get_backend("openssl")
-e = PauseEngine.load(b)
-warnings.simplefilter("ignore", ResourceWarning)
-log = []
-
-
-def job(arg):
-    try:
-        e.op(1, path=PATH, ready="never")
-    finally:
-        log.append("finally")
-
-
-ctx = b.WaitCtx()
-if PATH == "callback":
-    ctx.set_callback(lambda arg: 1)
-handle = b.start_job(None, ctx, job)[1]
-if CYCLE:
-    cycle = [handle]
-    cycle.append(cycle)
-    del cycle
-start = time.monotonic()
-del handle
-gc.collect()
-print("collected in", time.monotonic() - start, "kept", len(b._paused_records()), log, flush=True)
-try:
-    ctx.close()
-except pa.JobStateError as exc:
-    print("close refused:", exc, flush=True)
-e.release_never()
-deadline = time.monotonic() + 60
-while "finally" not in log and time.monotonic() < deadline:
-    time.sleep(0.005)
-    b.start_job(None, None, lambda a: 0)
-ctx.close()
-print("unwound", log, "left", len(b._paused_records()), flush=True)
-"""
-
-
 @pytest.mark.subprocess
 @pytest.mark.parametrize("cycle", [False, True])
 @pytest.mark.parametrize("path", PATHS)
 def test_a_collection_never_waits_for_a_job_stuck_in_c(engine: PauseEngine, path: str, cycle: bool) -> None:
     """Before: dropping a stuck job's handle and collecting took the default close timeout."""
-    proc = run_isolated(
-        GC_CHILD.format(path=path, cycle=cycle),
-        env={"PYOSSL_ASYNC_CLOSE_TIMEOUT": str(CHILD_DEFAULT)},
-        timeout=CHILD_LIMIT,
-    )
+    proc = _scenario("collect", {"path": path, "cycle": cycle}, env={"PYOSSL_ASYNC_CLOSE_TIMEOUT": str(CHILD_DEFAULT)})
     first, refused, last = proc.stdout.splitlines()
     words = first.split()
     assert float(words[2]) < BOUND and words[3:] == ["kept", "1", "[]"], proc.stdout
     assert refused.startswith("close refused: WaitCtx is still used by 1 unfinished job") and "kept" in refused
     assert last == "unwound ['finally'] left 0", proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
-
-
-EXIT_CHILD = r"""
-import atexit, time, sys
-
-def report():  # registered before the library's exit hook: runs after it
-    print(f"exit hooks took {{time.monotonic() - started[0]:.2f}} s", flush=True)
-
-atexit.register(report)
-started = [0.0]
-import asyncio
-import pyossl_async as pa
-from pyossl_async import aio
-from pyossl_async.testing import PauseEngine
-
-b = pa.get_backend("openssl")
-e = PauseEngine.load(b)
-
-
-def job(path):
-    try:
-        e.op(1, path=path, ready="never")
-    finally:
-        print("finally ran", flush=True)
-
-
-kept = []
-for i in range({jobs}):
-    path = ("fd", "callback")[i % 2]
-    ctx = b.WaitCtx()
-    if path == "callback":
-        ctx.set_callback(lambda arg: 1)
-    kept.append((ctx, b.start_job(None, ctx, job, path)[1]))  # held by the program
-try:
-    pa.run_job(job, "callback", backend=b, timeout=0.01, close_timeout=0.05)  # given up: kept by the library
-except TimeoutError:
-    pass
-async def cancelled():
-    asyncio.get_running_loop().set_exception_handler(lambda loop, c: print("reported:", c["message"], flush=True))
-    await asyncio.wait_for(aio.run_job(job, "fd", backend=b, close_timeout=0.05), 0.01)
-try:
-    asyncio.run(cancelled())
-except asyncio.TimeoutError:
-    pass
-print("exiting with", len(b._paused_records()), "paused", flush=True)
-started[0] = time.monotonic()
-"""
 
 
 @pytest.mark.subprocess
@@ -394,7 +206,7 @@ def test_exit_is_bounded_by_one_close_timeout_and_says_so_in_one_line(engine: Pa
     env = {"PYOSSL_ASYNC_CLOSE_TIMEOUT": "1.5"}
     if mode == "dev":
         env["PYTHONMALLOC"] = "debug"
-    proc = run_isolated(EXIT_CHILD.format(jobs=jobs), args=args, env=env, timeout=CHILD_LIMIT)
+    proc = _scenario("exit", {"jobs": jobs}, args=args, env=env)
     lines = proc.stdout.splitlines()
     assert lines[0] == "reported: Exception while closing a job aio.run_job() gave up on", proc.stdout
     assert lines[1] == f"exiting with {jobs + 2} paused", proc.stdout + proc.stderr
@@ -409,37 +221,13 @@ def test_exit_is_bounded_by_one_close_timeout_and_says_so_in_one_line(engine: Pa
     assert "Fatal Python error" not in proc.stderr
 
 
-EXIT_LATER_CHILD = r"""
-import pyossl_async as pa
-from pyossl_async.testing import PauseEngine
-
-b = pa.get_backend("openssl")
-e = PauseEngine.load(b)
-
-
-def job(path):
-    try:
-        e.op(1, path=path, ready="later", delay=0.3)
-    finally:
-        print("finally ran", path, flush=True)
-
-
-try:
-    pa.run_job(job, "callback", backend=b, timeout=0.01, close_timeout=0.05)
-except TimeoutError:
-    pass
-ctx = b.WaitCtx()
-kept = b.start_job(None, ctx, job, "fd")[1]
-print("exiting", flush=True)
-"""
-
-
 @pytest.mark.subprocess
 def test_exit_unwinds_kept_jobs_whose_engines_complete_in_time(engine: PauseEngine) -> None:
-    proc = run_isolated(EXIT_LATER_CHILD, args=("-W", "ignore"), env={"PYOSSL_ASYNC_CLOSE_TIMEOUT": "30"})
-    assert proc.stdout.splitlines() == ["exiting", "finally ran callback", "finally ran fd"] or sorted(
-        proc.stdout.splitlines()
-    ) == ["exiting", "finally ran callback", "finally ran fd"], proc.stdout + proc.stderr
+    proc = _scenario("exit-later", {}, args=("-W", "ignore"), env={"PYOSSL_ASYNC_CLOSE_TIMEOUT": "30"})
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "exiting" and sorted(lines[1:]) == ["finally ran callback", "finally ran fd"], (
+        proc.stdout + proc.stderr
+    )
     assert "pyossl_async:" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
