@@ -312,6 +312,32 @@ def test_a_kept_job_does_not_spin_while_its_engine_is_silent(engine: PauseEngine
 
 
 @pytest.mark.parametrize("path", PATHS)
+def test_an_abandoned_loops_stuck_job_is_kept_not_waited_for(engine: PauseEngine, path: str) -> None:
+    """A loop dropped with its task pending: when the collector closes the task's coroutine,
+    the driver may not await, and does not block either (its close_timeout is long)."""
+    import asyncio
+
+    from pyossl_async import aio
+
+    openssl = load_backend("openssl")
+    log: List[str] = []
+    loop = asyncio.new_event_loop()
+    loop.set_exception_handler(lambda loop, context: None)  # ("Task was destroyed but it is pending!")
+    task = loop.create_task(aio.run_job(_stuck_job(engine, path, log), backend=openssl, close_timeout=HANG))
+    loop.run_until_complete(asyncio.sleep(0.05))
+    loop.close()
+    start = time.monotonic()
+    del task, loop
+    with pytest.warns(ResourceWarning, match="garbage collected") as caught:
+        gc.collect()
+    assert len(caught) == 1, [str(w.message) for w in caught]
+    assert time.monotonic() - start < BOUND
+    assert log == [] and len(openssl._paused_records()) == 1  # type: ignore[attr-defined]
+    engine.release_never()
+    _until(lambda: log == ["finally"])
+
+
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("driver", DRIVERS)
 def test_the_kept_jobs_context_goes_when_it_has_been_unwound(engine: PauseEngine, driver: str, path: str) -> None:
     """Nothing kept alive: once a job the driver gave up on has been unwound, the driver's

@@ -210,7 +210,9 @@ async def give_up(
             thread = be._close_checks(record)
         except BaseException:  # noqa: BLE001 - another thread (a collection): its handle's death defers it
             return None
-        be._cancel_quietly(thread, record, f"a job of a {shell.driver} coroutine being closed", watch)
+        # (the collector may have cleared the handle's weak reference already)
+        record.handle = job
+        be._cancel_quietly(thread, record, f"a job whose {shell.driver} coroutine was closed", watch)
         return None
     return _blocking.give_up(backend, job, watch, timeout)
 
