@@ -312,6 +312,46 @@ def test_a_kept_job_does_not_spin_while_its_engine_is_silent(engine: PauseEngine
 
 
 @pytest.mark.parametrize("path", PATHS)
+def test_a_kept_job_is_unwound_by_its_own_thread_only(engine: PauseEngine, path: str) -> None:
+    """A job resumes only on the thread that started it: another thread's library calls
+    leave it kept; its own thread's next call unwinds it once its engine let it go."""
+    import threading
+
+    openssl = load_backend("openssl")
+    log: List[str] = []
+    given_up = threading.Event()
+    go_on = threading.Event()
+    failures: List[BaseException] = []
+
+    def worker() -> None:
+        try:
+            with pytest.raises(TimeoutError):
+                pa.run_job(_stuck_job(engine, path, log), backend=openssl, timeout=0.01, close_timeout=0.01)
+            given_up.set()
+            assert go_on.wait(HANG)
+            _until(lambda: log == ["finally"], openssl)  # this thread's own library calls
+            openssl.cleanup_thread()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            failures.append(exc)
+            given_up.set()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        assert given_up.wait(HANG) and not failures
+        engine.release_never()
+        for _ in range(100):  # (another thread's calls: a resume here would be a crash in C)
+            openssl.start_job(None, None, lambda a: 0)
+            time.sleep(0.002)
+        assert log == []
+    finally:
+        go_on.set()
+        thread.join(HANG)
+    assert not failures, failures
+    assert log == ["finally"]
+
+
+@pytest.mark.parametrize("path", PATHS)
 def test_an_abandoned_loops_stuck_job_is_kept_not_waited_for(engine: PauseEngine, path: str) -> None:
     """A loop dropped with its task pending: when the collector closes the task's coroutine,
     the driver may not await, and does not block either (its close_timeout is long)."""

@@ -44,7 +44,7 @@ from ._core import RESUME, RETRY, WAIT, PauseWatch
 if TYPE_CHECKING:
     from ..backends._base import BackendBase, JobRecord, ThreadJobs
 
-__all__ = ["Kept", "KeptWatch", "keep", "kept_count", "release", "unwind_or_keep", "wait_for_kept"]
+__all__ = ["Kept", "KeptWatch", "keep", "release", "unwind_or_keep", "wait_for_kept"]
 
 #: resumes one try may make while the engine lets the job go on without waiting
 MAX_STEPS = 64
@@ -101,11 +101,6 @@ class Kept:
             _WATCHER.arm(self, (), -1, self.tick_at)
         else:
             _WATCHER.arm(self, tuple(watch.watched), watch.notifier.r, self.tick_at)
-
-
-def kept_count(records: Any) -> int:
-    """How many of ``records`` the library keeps."""
-    return sum(1 for r in list(records) if r.kept is not None and r.state == "paused")
 
 
 # -- trying a job ----------------------------------------------------------------
