@@ -348,6 +348,11 @@ class _Watcher:
             self.thread = None
             self._close_pipe()  # (the child's copy)
 
+    def after_fork_in_child(self) -> None:
+        # the parent's thread may have held the lock at the fork: a new one
+        self.lock = threading.Lock()
+        self._forked()
+
     def arm(self, kept: Kept, fds: Tuple[int, ...], notify_fd: int, tick_at: float) -> None:
         with self.lock:
             self._forked()
@@ -461,3 +466,5 @@ class _Watcher:
 
 
 _WATCHER = _Watcher()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_WATCHER.after_fork_in_child)
