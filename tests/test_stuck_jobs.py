@@ -28,10 +28,9 @@ from typing import Any, Dict, Iterator, List, Tuple
 import pytest
 
 import pyossl_async as pa
-from pyossl_async.drive import _keeper
 from pyossl_async.testing import EngineUnavailable, PauseEngine
 
-from ._drivers import AIO_DRIVERS, DRIVERS, HANG, drive, uvloop
+from ._drivers import AIO_DRIVERS, DRIVERS, HANG, drive, kept_none_left, uvloop
 from .conftest import REQUIRED, load_backend, run_isolated
 
 PATHS = ["fd", "callback"]
@@ -66,7 +65,7 @@ def engine(engine_mod: PauseEngine) -> Iterator[PauseEngine]:
     gc.collect()
     openssl = load_backend("openssl")
     _until(lambda: not openssl._paused_records())  # type: ignore[attr-defined]
-    assert _keeper._WATCHER.join(10)
+    assert kept_none_left(), "the library still keeps a job"
     assert engine_mod.stats()["fds_open"] == held
     engine_mod.release_never(False)
 

@@ -256,8 +256,8 @@ async def unwind(
                 until = deadline if wait is None else min(deadline, shell.now() + wait)
                 if await shell.uncancellable(functools.partial(watch.wait, until)):
                     backoff.reset()
-                elif shell.now() >= deadline:
-                    break
+                elif until >= deadline or shell.now() >= deadline:
+                    break  # (a wait that ran to the deadline: a loop's clock may round its timer early)
             watch.before_resume()
     except BaseException as exc:  # noqa: BLE001 - handed to the caller
         be._cancel_abort(thread, record)

@@ -315,7 +315,7 @@ def unwind(
                     signalled = False
                 if signalled:
                     backoff.reset()
-                elif deadline is not None and time.monotonic() >= deadline:
+                elif deadline is not None and (until == deadline or time.monotonic() >= deadline):
                     backend._cancel_abort(thread, record)
                     return False
             if watch is not None:

@@ -9,8 +9,8 @@ thread's records (a job resumes only on its own OS thread) and unwinds it as
 soon as its engine signals:
 
 * **fd readable, or the callback called:** one daemon thread (``pyossl-async-keeper``,
-  alive only while jobs are kept) polls the kept jobs' wait fds and their threads'
-  callback pipes. When something is ready it puts the job on its owner thread's
+  started when the first job is kept) polls the kept jobs' wait fds and their
+  threads' callback pipes. When something is ready it puts the job on its owner thread's
   ``pending`` list, which that thread's next library call (any ``start_job``,
   resume or ``close``, so every driver step) already checks: no cost is added to
   the job-switch path. There the job is resumed, ``JobCancelled`` pending, for as
@@ -30,11 +30,12 @@ the job ends) and its chained callback (given back when the job ends).
 
 from __future__ import annotations
 
+import collections
 import os
 import select
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Set, Tuple
 
 from .._protocol import Job, WaitCtx
 from .._unraisable import report_unraisable
@@ -188,8 +189,10 @@ def unwind_or_keep(
     try:
         ended, watch = _attempt(backend, thread, record, handle, watch)
     except BaseException:
-        # the job's own exception while unwinding (it has ended), or an interrupt
-        if record.state == "paused" and record.owner == thread.ident and not record.orphaned:
+        # The job's own exception while unwinding (it has ended), or an interrupt (the
+        # caller queues the close again for the thread's next idle moment). A driver's
+        # callback registration is not given up (the engine may hold its token): kept.
+        if driver_watch is not None and record.state == "paused" and not record.orphaned:
             keep(backend, thread, record, handle, watch)
         elif watch is not None:
             _finish(watch)
@@ -220,7 +223,14 @@ def _retry(backend: BackendBase, thread: ThreadJobs, record: JobRecord, handle: 
     # took before the library listened, a device that completes without a word)
     if watch is not None:
         watch.before_resume()
-    ended, _ = _attempt(backend, thread, record, handle, watch)
+    try:
+        ended, _ = _attempt(backend, thread, record, handle, watch)
+    except BaseException:
+        if record.state == "paused" and record.kept is kept:
+            kept.arm()  # interrupted: still kept, tried again at the next check
+        else:
+            release(record)
+        raise
     if ended:
         release(record)
         return True
@@ -322,69 +332,89 @@ def wait_for_kept(backend: BackendBase, thread: ThreadJobs, deadline: float) -> 
 # -- the keeper thread -----------------------------------------------------------------
 
 
+def _threading_bookkeeping_held() -> bool:
+    """Whether this thread holds ``threading``'s registry lock (which a new thread takes as it
+    starts): only while a signal handler or finaliser runs on top of ``threading``'s own code."""
+    lock = getattr(threading, "_active_limbo_lock", None)
+    is_owned = getattr(lock, "_is_owned", None)
+    return bool(is_owned()) if is_owned is not None else False
+
+
 class _Watcher:
     """The daemon thread that polls the kept jobs' fds and callback pipes (see the module docstring).
 
     It only reads fd numbers and appends to ``pending`` lists: nothing of a job
-    or a context is touched off its own thread. It runs while jobs are kept.
+    or a context is touched off its own thread. Started when the first job is
+    kept, it then stays (asleep in ``poll`` while no job is kept), with its wake-up
+    pipe.
+
+    The threads that keep jobs never take a lock to talk to it: they append
+    requests to a deque and write a byte to its pipe, both of which a signal
+    handler or a finaliser can do in the middle of the same, on the same thread.
+    (A lock taken there would block the thread on itself; interrupted again and
+    again, the handlers nested until the recursion limit.) Only the watcher thread
+    reads the requests and owns the tables.
     """
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        #: kept job -> what to poll for it, until it fires (then its thread re-arms it)
-        self.armed: Dict[Kept, Tuple[Tuple[int, ...], int, float]] = {}
-        #: every kept job (armed or waiting for its thread)
-        self.members: Dict[Kept, None] = {}
+        #: ("arm", kept, fds, notify_fd, tick_at) or ("forget", kept, ...), from the keeping threads
+        self.requests: Deque[Tuple[str, Kept, Tuple[int, ...], int, float]] = collections.deque()
+        #: taken without blocking, only to start the thread once
+        self.starting = threading.Lock()
         self.pipe: Optional[Tuple[int, int]] = None
         self.thread: Optional[threading.Thread] = None
-        self.pid = os.getpid()
-
-    def _forked(self) -> None:
-        """In a fork child: the parent's kept jobs are orphans; the thread does not exist."""
-        if self.pid != os.getpid():
-            self.pid = os.getpid()
-            self.armed.clear()
-            self.members.clear()
-            self.thread = None
-            self._close_pipe()  # (the child's copy)
+        #: the watcher thread's own: kept job -> what to poll for it, until it fires (then
+        #: its thread arms it again); every kept job (armed or waiting for its thread)
+        self.armed: Dict[Kept, Tuple[Tuple[int, ...], int, float]] = {}
+        self.members: Dict[Kept, None] = {}
 
     def after_fork_in_child(self) -> None:
-        # the parent's thread may have held the lock at the fork: a new one
-        self.lock = threading.Lock()
-        self._forked()
+        """The parent's kept jobs are orphans here, and its thread does not exist."""
+        pipe, self.pipe = self.pipe, None
+        if pipe is not None:
+            for fd in pipe:
+                os.close(fd)  # (the child's copies)
+        self.requests = collections.deque()
+        self.starting = threading.Lock()
+        self.thread = None
+        self.armed = {}
+        self.members = {}
 
     def arm(self, kept: Kept, fds: Tuple[int, ...], notify_fd: int, tick_at: float) -> None:
-        with self.lock:
-            self._forked()
-            self.armed[kept] = (fds, notify_fd, tick_at)
-            self.members[kept] = None
+        self.requests.append(("arm", kept, fds, notify_fd, tick_at))
+        if self.thread is None:
+            self._start()
+        self._poke()
+
+    def forget(self, kept: Kept) -> None:
+        self.requests.append(("forget", kept, (), -1, 0.0))
+        self._poke()
+
+    def _start(self) -> None:
+        """Start the thread (at most once; never blocks: a thread already starting it will)."""
+        if _threading_bookkeeping_held() or not self.starting.acquire(blocking=False):
+            return  # (a handler on top of threading's code: the next arm starts it)
+        try:
+            if self.thread is not None:
+                return
             if self.pipe is None:
                 r, w = os.pipe()
                 for fd in (r, w):
                     os.set_blocking(fd, False)
                     os.set_inheritable(fd, False)
                 self.pipe = (r, w)
-            if self.thread is None:
-                thread = threading.Thread(target=self._run, name="pyossl-async-keeper", daemon=True)
-                try:
-                    thread.start()
-                except RuntimeError:
-                    # at interpreter exit (3.12+ refuses new threads): the exit hook waits
-                    # for the kept jobs itself; otherwise the next arm tries again
-                    self._close_pipe()
-                    return
-                self.thread = thread
-            self._poke()
-
-    def forget(self, kept: Kept) -> None:
-        with self.lock:
-            self.armed.pop(kept, None)
-            if kept in self.members:
-                del self.members[kept]
-                self._poke()  # (the thread ends when no job is kept)
+            thread = threading.Thread(target=self._run, name="pyossl-async-keeper", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:
+                # at interpreter exit (3.12+ refuses new threads): the exit hook waits
+                # for the kept jobs itself
+                return
+            self.thread = thread
+        finally:
+            self.starting.release()
 
     def _poke(self) -> None:
-        """Wake the thread (under ``lock``: the pipe is closed under it)."""
         pipe = self.pipe
         if pipe is not None:
             try:
@@ -392,42 +422,39 @@ class _Watcher:
             except OSError:  # full: the thread will wake anyway
                 pass
 
-    def _close_pipe(self) -> None:
-        pipe, self.pipe = self.pipe, None
-        if pipe is not None:
-            for fd in pipe:
-                os.close(fd)
-
-    def join(self, timeout: float) -> bool:
-        """Until the thread has ended (no job is kept); True if it has (for tests)."""
-        with self.lock:
-            thread = self.thread
-        if thread is not None:
-            thread.join(timeout)
-        return not thread.is_alive() if thread is not None else True
+    def kept(self) -> int:
+        """How many jobs it still watches, requests not yet read included (for tests)."""
+        return len(self.members) + sum(1 for r in list(self.requests) if r[0] == "arm")
 
     def _run(self) -> None:
         try:
             self._loop()
         except BaseException as exc:  # noqa: BLE001 - a daemon thread: nobody to raise to
-            with self.lock:
-                self.thread = None
-                self._close_pipe()
+            self.thread = None
             report_unraisable(exc, "Exception in pyossl_async's keeper thread")
 
+    def _take_requests(self) -> None:
+        requests, armed, members = self.requests, self.armed, self.members
+        while requests:
+            op, kept, fds, notify_fd, tick_at = requests.popleft()
+            if op == "arm":
+                if kept.record is not None:  # (not let go of meanwhile)
+                    armed[kept] = (fds, notify_fd, tick_at)
+                    members[kept] = None
+            else:
+                armed.pop(kept, None)
+                members.pop(kept, None)
+        for kept in [k for k in members if k.record is None or k.record.orphaned]:
+            members.pop(kept, None)  # let go of, or its thread exited: it can never be resumed
+            armed.pop(kept, None)
+
     def _loop(self) -> None:
-        wake = -1
+        pipe = self.pipe
+        assert pipe is not None
+        wake = pipe[0]
         while True:
-            with self.lock:
-                for kept in [k for k in self.members if k.record is None or k.record.orphaned]:
-                    self.members.pop(kept, None)  # its thread exited: it can never be resumed
-                    self.armed.pop(kept, None)
-                if not self.members or self.pipe is None:
-                    self.thread = None
-                    self._close_pipe()  # (fds of the library only while jobs are kept)
-                    return
-                wake = self.pipe[0]
-                snapshot = list(self.armed.items())
+            self._take_requests()
+            snapshot = list(self.armed.items())
             poller = select.poll()
             poller.register(wake, select.POLLIN)
             owners: Dict[int, List[Kept]] = {}
@@ -439,9 +466,12 @@ class _Watcher:
                         owners[fd] = []
                         poller.register(fd, select.POLLIN)
                     owners[fd].append(kept)
-            # nothing armed (every kept job waits for its thread): look again now and then
-            # only for jobs whose thread has exited meanwhile
-            timeout = _IDLE_MS if until is None else max(0, int((until - time.monotonic()) * 1000 + 0.999))
+            if until is not None:
+                timeout: Optional[int] = max(0, int((until - time.monotonic()) * 1000 + 0.999))
+            else:
+                # nothing armed: asleep until a request, looking now and then (only while
+                # jobs are kept) for those whose thread has exited
+                timeout = _IDLE_MS if self.members else None
             events = poller.poll(timeout)
             ready: Set[Kept] = set()
             for fd, flags in events:
@@ -453,15 +483,11 @@ class _Watcher:
                         pass
                 elif flags & _POLLIN:
                     ready.update(owners.get(fd, ()))
+            self._take_requests()  # (a job let go of meanwhile must not fire)
             now = time.monotonic()
-            fire = []
-            with self.lock:
-                for kept, entry in snapshot:
-                    if self.armed.get(kept) is entry and (kept in ready or entry[2] <= now):
-                        del self.armed[kept]  # until its thread has tried it and armed it again
-                        fire.append(kept)
-            for kept in fire:
-                if kept.record is not None and not kept.record.orphaned:
+            for kept, entry in snapshot:
+                if self.armed.get(kept) is entry and (kept in ready or entry[2] <= now):
+                    del self.armed[kept]  # until its thread has tried it and armed it again
                     kept.due()
 
 
