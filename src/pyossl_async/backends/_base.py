@@ -1225,6 +1225,7 @@ _BUSY_CODES = frozenset(
     {
         BackendBase._drive.__code__,
         BackendBase._cancel.__code__,
+        BackendBase._unwind_now.__code__,
         BackendBase.cleanup_thread.__code__,
         BackendBase._settle_leftover.__code__,
     }

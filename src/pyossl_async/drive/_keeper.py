@@ -182,8 +182,6 @@ def unwind_or_keep(
         watch = KeptWatch(ctx)
         if driver_watch is not None:
             watch.adopt(driver_watch.hand_over())
-            if watch.owns_ctx:
-                ctx.close_when_unused()
         else:
             watch.install()
     try:
@@ -268,11 +266,10 @@ def keep(
     record.handle = handle  # the library holds the job now; get_current_job() inside returns it
     if kept_watch is not None:
         kept_watch.kept = kept
-        ctx: Any = kept_watch.ctx
-        if not ctx.closed:
+        if not kept_watch.ctx.closed:
             kept_watch.sync_fds()  # the fds it waits on now
-        if kept_watch.owns_ctx and not ctx.closed:
-            ctx.close_when_unused()  # closed the moment the job ends, however it ends
+        # (a context the driver owned is closed when the library lets go of the job:
+        # KeptWatch.finish. Not close_when_unused() now: it would try the job at once.)
     kept.arm()
 
 
