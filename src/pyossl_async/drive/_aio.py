@@ -16,8 +16,9 @@ resume happens on the loop's thread, as OpenSSL requires.
   closes the job without blocking the loop: it is resumed with ``JobCancelled``
   pending, as often as its C code needs, awaiting its engine in between; then
   the task ends with ``CancelledError``. More cancellations meanwhile do not cut
-  that short; ``DEFAULT_CLOSE_TIMEOUT`` bounds it (the job then stays paused
-  and the loop's exception handler is told).
+  that short; ``close_timeout`` (default ``DEFAULT_CLOSE_TIMEOUT``) bounds it (the
+  loop's exception handler is then told, once, and the library keeps the job and
+  unwinds it once its engine signals: :mod:`._keeper`).
 * Bursts: starts and resumes take turns, about ``SLICE_SECONDS`` of them per
   loop iteration, first come first served; the rest wait for the next
   iteration. Two thousand calls at once do not stall the loop for longer than
