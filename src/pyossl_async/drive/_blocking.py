@@ -242,17 +242,6 @@ def give_up(
     return be._give_up(job._record, job, watch, timeout)  # type: ignore[no-any-return]  # (no local: no cycle)
 
 
-def close_quietly(job: Optional[Job], timeout: Optional[float] = None) -> Optional[BaseException]:
-    """Close ``job`` if it is paused; the exception its unwinding raised (not JobCancelled)."""
-    if job is None or job.state != "paused":
-        return None
-    try:
-        job.close() if timeout is None else job.close(timeout=timeout)
-    except BaseException as exc:  # noqa: BLE001 - the caller decides what to do with it
-        return exc
-    return None
-
-
 def unwind(
     backend: BackendBase,
     thread: ThreadJobs,
