@@ -257,19 +257,19 @@ def keep(
         return
     kept_watch: Optional[KeptWatch]
     if watch is None or isinstance(watch, KeptWatch):
-        kept_watch = watch
+        kept_watch = watch  # (in step with the context: it saw the last pause)
     else:
         kept_watch = KeptWatch(watch.ctx)
         kept_watch.adopt(watch.hand_over())
+        if not kept_watch.ctx.closed:
+            kept_watch.sync_fds()  # the fds it waits on now (all of them: its first look)
+    # (a context the driver owned is closed when the library lets go of the job, in
+    # KeptWatch.finish; not close_when_unused() now: that would try the job at once)
     kept = Kept(thread, record, kept_watch)
     record.kept = kept
     record.handle = handle  # the library holds the job now; get_current_job() inside returns it
     if kept_watch is not None:
         kept_watch.kept = kept
-        if not kept_watch.ctx.closed:
-            kept_watch.sync_fds()  # the fds it waits on now
-        # (a context the driver owned is closed when the library lets go of the job:
-        # KeptWatch.finish. Not close_when_unused() now: it would try the job at once.)
     kept.arm()
 
 
