@@ -6,6 +6,7 @@ import asyncio
 import os
 import select
 import threading
+import time
 from typing import Any, Callable, Iterator, List, Optional
 
 import pytest
@@ -101,6 +102,17 @@ def later(delay: float, fn: Callable[..., Any], *args: Any) -> threading.Timer:
     timer.daemon = True
     timer.start()
     return timer
+
+
+def kept_none_left(timeout: float = 10.0) -> bool:
+    """Whether the library keeps no job stuck in C any more (its keeper thread reads its
+    requests asynchronously: waits up to ``timeout``)."""
+    from pyossl_async.drive import _keeper
+
+    deadline = time.monotonic() + timeout
+    while _keeper._WATCHER.kept() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return not _keeper._WATCHER.kept()
 
 
 def open_fds() -> List[int]:

@@ -20,9 +20,10 @@ import pytest
 
 import pyossl_async as pa
 from pyossl_async import _settings, aio
+from pyossl_async.drive import _keeper
 from pyossl_async.testing import EngineUnavailable, PauseEngine
 
-from ._drivers import HANG, open_fds, run_async
+from ._drivers import HANG, kept_none_left, open_fds, run_async
 from .conftest import REQUIRED, run_isolated
 
 PATHS = ["fd", "callback"]
@@ -44,12 +45,14 @@ def engine(engine_mod: PauseEngine, openssl: pa.Backend) -> Iterator[PauseEngine
     """The engine; checks it left no helper thread or fd behind, nor the test any paused job."""
     engine_mod.release_never(False)
     pa.run_job(lambda a: 0, backend=openssl)  # the thread's callback pipe exists from here on
+    _keeper._WATCHER._start()  # and the keeper's (the first job kept in the process starts it)
     fds = open_fds()
     held = engine_mod.stats()["fds_open"]
     yield engine_mod
     engine_mod.release_never(True)  # whatever a failing test left stuck can end
     assert engine_mod.quiesce(10)
     gc.collect()
+    assert kept_none_left(), "the library still keeps a job"
     assert engine_mod.stats()["fds_open"] == held, "the engine's pipes were not all cleaned up"
     assert open_fds() == fds
     thread = openssl._threads.get(threading.get_ident())  # type: ignore[attr-defined]
@@ -264,6 +267,24 @@ def test_bad_close_timeouts(openssl: pa.Backend, engine: PauseEngine) -> None:
 
 @pytest.mark.parametrize("path", PATHS)
 def test_dropping_the_last_handle_unwinds_it(openssl: pa.Backend, engine: PauseEngine, path: str) -> None:
+    """An engine that completes before pausing (dasync): the collection unwinds the job."""
+    log: List[str] = []
+    ctx = openssl.WaitCtx()
+    _with_callback(ctx, path)
+    _, handle, _ = openssl.start_job(None, ctx, _unwinding_job(engine, log, path=path, ready="now"))
+    with pytest.warns(ResourceWarning, match="garbage collected"):
+        del handle
+        gc.collect()
+    assert log == ["cancelled", "finally"]
+    ctx.close()  # no job uses it any more
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_collection_does_not_wait_for_the_engine_the_library_unwinds_the_job_later(
+    openssl: pa.Backend, engine: PauseEngine, path: str
+) -> None:
+    """An engine that completes later: the collection does not wait for it; the job is kept
+    and unwound at this thread's library calls once its engine has signalled."""
     log: List[str] = []
     ctx = openssl.WaitCtx()
     _with_callback(ctx, path)
@@ -271,8 +292,20 @@ def test_dropping_the_last_handle_unwinds_it(openssl: pa.Backend, engine: PauseE
     with pytest.warns(ResourceWarning, match="garbage collected"):
         del handle
         gc.collect()
+    assert log == [] and len(openssl._paused_records()) == 1  # type: ignore[attr-defined]
+    _until_unwound(openssl, log)
     assert log == ["cancelled", "finally"]
     ctx.close()  # no job uses it any more
+
+
+def _until_unwound(backend: pa.Backend, log: List[str]) -> None:
+    """Make library calls until the kept job's ``finally`` ran (each call tries it again once its
+    engine signalled); fail instead of hanging."""
+    deadline = time.monotonic() + HANG
+    while "finally" not in log and time.monotonic() < deadline:
+        time.sleep(0.002)
+        backend.start_job(None, None, lambda a: 0)  # any library call of this thread
+    assert "finally" in log, "the kept job was never unwound"
 
 
 # -- drivers: timeouts, fairness, cancellation ----------------------------------------

@@ -21,7 +21,9 @@ class Job:
 
     ``start_job`` returns it when the job pauses, and ``get_current_job()`` returns
     the same object inside the job. Dropping the last reference to a paused job
-    unwinds it (``JobCancelled`` inside), like closing a generator.
+    unwinds it (``JobCancelled`` inside), like closing a generator, without waiting
+    for an engine: a job still paused inside C code is kept by the library and
+    unwound once its engine signals.
     """
 
     __slots__ = ("__weakref__", "_record")
@@ -32,8 +34,15 @@ class Job:
 
     @property
     def wait_ctx(self) -> Optional[WaitCtx]:
-        """The ``WaitCtx`` the job was started with (``None`` if it was started without)."""
-        ctx: Optional[WaitCtx] = self._record.ctx
+        """The ``WaitCtx`` the job was started with (``None`` if it was started without).
+
+        Once the job has finished it holds the context only weakly: ``None`` when
+        nobody else holds it any more.
+        """
+        record = self._record
+        ctx: Optional[WaitCtx] = record.ctx
+        if ctx is None and record.ctx_ref is not None:
+            ctx = record.ctx_ref()
         return ctx
 
     @property
@@ -53,9 +62,10 @@ class Job:
         A job paused inside C code (an engine's ``ASYNC_pause_job``) is resumed
         as often as that code needs to get back to Python, waiting each time for
         its engine, and gets ``JobCancelled`` at the first Python line it runs.
-        ``timeout``: seconds that may take (default
-        ``pyossl_async.DEFAULT_CLOSE_TIMEOUT``, 10 s); past it ``AsyncError`` is
-        raised and the job stays paused, closable again.
+        ``timeout``: seconds that may take in all (default
+        ``pyossl_async.DEFAULT_CLOSE_TIMEOUT``, 10 s); between resumes the close
+        waits for the engine. Past it ``AsyncError`` is raised and the job stays
+        paused, closable again.
 
         Does nothing for a finished job. Raises ``JobStateError`` for a running
         job, from another thread, from inside another job, or once the

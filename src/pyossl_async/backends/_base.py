@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, cast
 
 from .._constants import C_INT_MAX, C_INT_MIN, Status
-from .._errors import JobCancelled, JobStateError, WaitCtxClosedError
+from .._errors import AsyncError, JobCancelled, JobStateError, WaitCtxClosedError
 from .._job import Job, JobStateName
 from .._protocol import Backend, BackendName, StartResult, WaitCtx
 from .._running import RUNNING_JOB, running_record
@@ -104,6 +104,7 @@ class JobRecord:
         "cancelled",
         "context",
         "ctx",
+        "ctx_ref",
         "engine",
         "exception",
         "func",
@@ -111,6 +112,7 @@ class JobRecord:
         "handle",
         "handle_ref",
         "in_pause",
+        "kept",
         "no_ctx_pause",
         "orphaned",
         "owner",
@@ -140,9 +142,11 @@ class JobRecord:
         self.func_name = getattr(func, "__qualname__", None) or type(func).__name__
         self.args = args
         self.ctx = ctx
+        #: the context, weakly, once the job has ended (``Job.wait_ctx`` only reports it)
+        self.ctx_ref: Optional[weakref.ref[WaitCtxBase]] = None
         #: the job's own context: a copy of its starter's, in which it is the running job
-        self.context = context = contextvars.copy_context()
-        context.run(_set_running, self)
+        self.context: Optional[contextvars.Context] = contextvars.copy_context()
+        self.context.run(_set_running, self)
         self.trace: Any = None
         self.profile: Any = None
         #: the caller's tracer or profiler changed since the job last ran: give it the new ones
@@ -176,6 +180,8 @@ class JobRecord:
         self.orphaned = False
         #: paused by ``pause_job()`` (Python); False while paused inside C code
         self.in_pause = False
+        #: a ``drive._keeper.Kept`` while the library keeps the job (given up on, stuck in C)
+        self.kept: Any = None
 
     def orphan(self) -> None:
         """Its owner thread has gone (exited, or the process forked): it can never resume."""
@@ -201,10 +207,11 @@ class JobRecord:
         try:
             if self.trace is not None or self.profile is not None:  # (a fresh job has neither)
                 _sync_tracers(self)
-            self.value = self.context.run(func, args)  # type: ignore[arg-type]
+            self.value = self.context.run(func, args)  # type: ignore[arg-type, union-attr]
         except BaseException as exc:  # noqa: BLE001 - re-raised by start_job
             self.exception = exc
         finally:
+            self.context = None  # the caller's context variables: not needed any more
             if sys.gettrace() is not None:
                 sys.settrace(None)
             if sys.getprofile() is not None:
@@ -305,6 +312,17 @@ class _ThreadSentinel:
                 report_unraisable(exc, "Exception while releasing a thread's jobs")
 
 
+def _kept_note(records: Iterable[JobRecord]) -> str:
+    """What a refusal adds about jobs the library keeps (stuck inside C code)."""
+    kept = sum(1 for r in list(records) if r.kept is not None and r.state == "paused")
+    if not kept:
+        return ""
+    return (
+        f"; {kept} of them paused inside C code whose engine has not completed, kept by the "
+        f"library, which unwinds them as soon as their engine signals"
+    )
+
+
 def _note(exc: BaseException, text: str) -> bool:
     """Attach ``text`` to ``exc`` as a note (3.11+); False where notes do not exist."""
     add_note = getattr(exc, "add_note", None)
@@ -354,6 +372,7 @@ class WaitCtxBase(WaitCtx):
             states = sorted(r.state for r in self._users)
             raise JobStateError(
                 f"WaitCtx is still used by {len(self._users)} unfinished job(s) ({', '.join(states)})"
+                + _kept_note(self._users)
             )
         self._closed = True
         self._backend._open_ctxs.discard(self)
@@ -375,8 +394,15 @@ class WaitCtxBase(WaitCtx):
         self.close()
 
     def _user_done(self, record: JobRecord) -> None:
-        """A job started with this context has ended."""
+        """A job started with this context has ended.
+
+        The job lets go of the context (``Job.wait_ctx`` still finds it while
+        someone else holds it): a finished job's handle must not keep a context,
+        and the engine fds its cleanup functions close, alive.
+        """
         self._users.discard(record)
+        record.ctx_ref = weakref.ref(self)
+        record.ctx = None
         if self._close_when_unused and not self._users and not self._closed:
             try:
                 self.close()
@@ -944,12 +970,8 @@ class BackendBase(abc.ABC):
         # the state last: if a signal handler raises in between, the record is still
         # "running" and _settle_interrupted finishes the bookkeeping
         thread.paused.pop(record, None)
-        ctx = record.ctx
-        if ctx is not None:
-            if ctx._close_when_unused:
-                ctx._user_done(record)
-            else:
-                ctx._users.discard(record)
+        if record.ctx is not None:
+            record.ctx._user_done(record)
         record.handle = None
         record.state = "finished"
         thread.driving = None
@@ -1026,7 +1048,7 @@ class BackendBase(abc.ABC):
         if thread is not None and thread.paused:
             raise JobStateError(
                 f"cleanup_thread() with {len(thread.paused)} paused job(s): "
-                f"close or finish them first (C would leak them)"
+                f"close or finish them first (C would leak them)" + _kept_note(thread.paused)
             )
         if thread is None:
             self._engine_cleanup_thread(None)
@@ -1051,6 +1073,14 @@ class BackendBase(abc.ABC):
         return [r for r in list(thread.paused) if r.state == "paused"]
 
     # -- closing -----------------------------------------------------------------
+    #
+    # Two kinds of close. One that may wait for the job's engine, bounded by a close
+    # timeout: ``Job.close()`` and a driver giving up on its job (``_cancel``). And one
+    # that must not wait: the collector, closes deferred to a safe moment, the first
+    # pass at exit (``_cancel_quietly``): it unwinds a job as far as its engine lets it
+    # go now, and a job still paused inside C code after that is kept by the library
+    # (``drive._keeper``), which unwinds it once its engine signals. A driver's close
+    # that times out hands its job over to the library the same way.
 
     def _close(self, record: JobRecord, handle: Optional[Job], timeout: Any = DEFAULT_TIMEOUT) -> None:
         if record.state == "finished":
@@ -1075,30 +1105,99 @@ class BackendBase(abc.ABC):
         return thread
 
     def _cancel(
-        self, thread: ThreadJobs, record: JobRecord, handle: Optional[Job], timeout: Any = DEFAULT_TIMEOUT
-    ) -> None:
-        """Unwind a paused job (``JobCancelled`` inside it), however often it must be resumed."""
+        self,
+        thread: ThreadJobs,
+        record: JobRecord,
+        handle: Optional[Job],
+        timeout: Any = DEFAULT_TIMEOUT,
+        watch: Any = None,
+        given_up: bool = False,
+    ) -> bool:
+        """Unwind a paused job (``JobCancelled`` inside it), however often it must be resumed,
+        waiting for its engine in between, for at most ``timeout`` seconds; past it
+        ``AsyncError`` (the job stays paused). True once the job has ended.
+
+        ``watch``: a driver's wait state for the job (its engine holds that
+        watch's callback token); a job the library keeps is waited for with its own.
+        ``given_up``: a driver's close: past the timeout, False instead of the
+        ``AsyncError`` (the caller hands the job to the library).
+        """
         if _is_finalizing():
             raise JobStateError("the interpreter is shutting down: a paused job can no longer be resumed")
-        if handle is None:
-            handle = record.handle or (record.handle_ref() if record.handle_ref is not None else None)
-        if handle is None:  # pragma: no cover - finalisers resurrect the handle first
-            handle = Job(record)
+        handle = self._handle_of(record, handle)
         from ..drive._blocking import DEFAULT_CLOSE_TIMEOUT, unwind  # the drive layer waits for engines
+        from ..drive._core import stuck_message
+        from ..drive._keeper import release
 
         if record.state != "paused":  # a signal handler or finaliser got there first
-            return
+            return True
         if self._check_resume is not None:
             self._check_resume()
+        kept = record.kept
+        if watch is None and kept is not None:
+            watch = kept.watch
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = DEFAULT_CLOSE_TIMEOUT
         # busy for the whole close, waits included: a signal handler or finaliser
         # that starts, resumes or closes a job of this thread meanwhile is refused
         thread.busy += 1
         try:
-            unwind(self, thread, record, handle, DEFAULT_CLOSE_TIMEOUT if timeout is DEFAULT_TIMEOUT else timeout)
+            if unwind(self, thread, record, handle, timeout, watch):
+                return True
+            if given_up:
+                return False
+            raise AsyncError(stuck_message(timeout, "kept, closable" if kept is not None else "closable"))
         finally:
             thread.busy -= 1
+            if record.kept is not None and cast(str, record.state) != "paused":  # (the close changes it)
+                release(record)
             if (thread.pending or _HEADROOM.pending) and thread.running is None and not _busy(thread):
                 self._drain_pending(thread)
+
+    def _handle_of(self, record: JobRecord, handle: Optional[Job]) -> Job:
+        """The job's public handle (resurrected by its finaliser, or still referenced)."""
+        if handle is None:
+            handle = record.handle or (record.handle_ref() if record.handle_ref is not None else None)
+        if handle is None:  # pragma: no cover - finalisers resurrect the handle first
+            handle = Job(record)
+        return handle
+
+    def _give_up(self, record: JobRecord, handle: Job, watch: Any, timeout: Optional[float]) -> Optional[BaseException]:
+        """A driver gives up on its job: close it once, for at most ``timeout`` seconds
+        (default ``DEFAULT_CLOSE_TIMEOUT``), waiting with the driver's ``watch``. A job
+        still paused after that is kept by the library, with the watch's callback
+        registration, and unwound as soon as its engine signals. What the close
+        raised (not ``JobCancelled``), if anything."""
+        thread: Optional[ThreadJobs] = None
+        try:
+            thread = self._close_checks(record)
+            if self._cancel(thread, record, handle, DEFAULT_TIMEOUT if timeout is None else timeout, watch, True):
+                return None
+        except BaseException as exc:  # noqa: BLE001 - the driver reports it, once
+            if thread is not None:
+                self._keep(thread, record, handle, watch)
+            return exc
+        self._keep(thread, record, handle, watch)
+        from ..drive._blocking import DEFAULT_CLOSE_TIMEOUT
+        from ..drive._core import stuck_message
+
+        # made, not raised: no traceback, so no frame of the close (nor its callers'
+        # locals, the driver's context among them) stays reachable from the report
+        return AsyncError(stuck_message(DEFAULT_CLOSE_TIMEOUT if timeout is None else timeout, "kept"))
+
+    def _keep(self, thread: ThreadJobs, record: JobRecord, handle: Job, watch: Any = None) -> None:
+        """The library keeps a paused job its owner gave up on (see ``drive._keeper``), if it
+        can ever be resumed; nothing for a job that has ended."""
+        if (
+            record.state == "paused"
+            and record.kept is None
+            and record.owner == thread.ident
+            and not record.orphaned
+            and not _is_finalizing()
+        ):
+            from ..drive._keeper import keep
+
+            keep(self, thread, record, handle, watch)
 
     def _cancel_step(self, thread: ThreadJobs, record: JobRecord, handle: Job) -> bool:
         """Resume a job being closed once, ``JobCancelled`` pending; True once it has ended.
@@ -1126,7 +1225,11 @@ class BackendBase(abc.ABC):
         self._engine_disarm_cancel(thread, record)
 
     def _handle_died(self, record: JobRecord, handle: Job) -> None:
-        """A paused job's last handle went away: unwind it, now or at a safe moment."""
+        """A paused job's last handle went away: unwind it, now or at a safe moment.
+
+        Never waits for an engine: a job still paused inside C code after the
+        unwinding that needs no waiting is kept by the library (``drive._keeper``).
+        """
         if _is_finalizing():
             # CPython is deleting thread states, the job's among them: never touch it
             return
@@ -1153,15 +1256,20 @@ class BackendBase(abc.ABC):
         thread: ThreadJobs,
         record: JobRecord,
         what: str = "a garbage-collected paused job",
-        timeout: Any = DEFAULT_TIMEOUT,
+        watch: Any = None,
     ) -> None:
+        """Unwind a job nobody can be told about, without waiting for its engine (a job
+        still paused inside C code is kept by the library, or tried again if it is
+        kept already); what goes wrong goes to ``sys.unraisablehook``. ``watch``: a
+        driver's wait state for the job, taken over if the job is kept."""
         try:
-            self._cancel(thread, record, None, timeout)
+            self._unwind_now(thread, record, watch)
         except BaseException as exc:  # noqa: BLE001 - nobody to raise it to
             report_unraisable(exc, f"Exception ignored while closing {what}")
             if (
                 not isinstance(exc, Exception)  # an interrupt (Ctrl-C), not a failure of the close
                 and record.state == "paused"
+                and record.kept is None
                 and record.owner == thread.ident
                 and not record.orphaned
                 and record not in thread.pending
@@ -1171,6 +1279,26 @@ class BackendBase(abc.ABC):
             if record.state == "finished":
                 record.handle = None
 
+    def _unwind_now(self, thread: ThreadJobs, record: JobRecord, watch: Any = None) -> bool:
+        """Unwind a paused job as far as its engine lets it go without waiting; a job still
+        paused inside C code after that is kept by the library. True once it has ended."""
+        if _is_finalizing():
+            raise JobStateError("the interpreter is shutting down: a paused job can no longer be resumed")
+        handle = self._handle_of(record, None)
+        from ..drive._keeper import unwind_or_keep
+
+        if record.state != "paused":  # a signal handler or finaliser got there first
+            return record.state == "finished"
+        if self._check_resume is not None:
+            self._check_resume()
+        thread.busy += 1
+        try:
+            return unwind_or_keep(self, thread, record, handle, watch)
+        finally:
+            thread.busy -= 1
+            if (thread.pending or _HEADROOM.pending) and thread.running is None and not _busy(thread):
+                self._drain_pending(thread)
+
     def _reap_abandoned(self, records: Iterable[JobRecord]) -> None:
         """Unwind this thread's paused jobs among ``records`` whose handles are gone.
 
@@ -1178,7 +1306,8 @@ class BackendBase(abc.ABC):
         raise at its first line (CPython 3.9 runs them between any two
         instructions), and the job would stay paused for good. Before refusing to
         close a WaitCtx or clean up a thread because of paused jobs, finish what
-        those finalisers could not.
+        those finalisers could not, and try the jobs the library keeps once more.
+        None of it waits for an engine.
         """
         thread, running = self._current()
         if thread is None or running is not None or _busy(thread):
@@ -1190,7 +1319,7 @@ class BackendBase(abc.ABC):
                 record.state == "paused"
                 and record.owner == thread.ident
                 and not record.orphaned
-                # its finaliser began (it resurrected the handle) or never ran
+                # kept, or its finaliser began (it resurrected the handle) or never ran
                 and (record.handle is not None or record.handle_ref is None or record.handle_ref() is None)
             ):
                 self._cancel_quietly(thread, record)
@@ -1205,9 +1334,18 @@ class BackendBase(abc.ABC):
                 break
             if record.state == "paused" and not record.orphaned:
                 self._cancel_quietly(thread, record)
+            elif record.kept is not None:
+                from ..drive._keeper import release
+
+                release(record)  # ended meanwhile, or orphaned: the library lets go of it
 
     def _close_owned_paused_jobs(self) -> None:
         """At interpreter exit: unwind the calling thread's paused jobs so ``finally`` runs.
+
+        All of them within one ``DEFAULT_CLOSE_TIMEOUT``: each is unwound as far as
+        it goes without waiting, then the engines of those still paused inside C
+        code are waited for all together, each job unwound as its engine signals.
+        What is left after that is reported in one line on stderr.
 
         Paused jobs of threads that are still running (daemon threads: the others
         were joined before exit handlers run) can only be resumed by their own
@@ -1217,12 +1355,24 @@ class BackendBase(abc.ABC):
         thread, running = self._current()
         if thread is not None and running is None:
             from ..drive._blocking import DEFAULT_CLOSE_TIMEOUT
+            from ..drive._keeper import wait_for_kept
 
             deadline = time.monotonic() + DEFAULT_CLOSE_TIMEOUT  # for all of them together
             for record in list(thread.paused):
                 if record.state == "paused" and not record.orphaned:
-                    left = max(deadline - time.monotonic(), 0.0)
-                    self._cancel_quietly(thread, record, "a paused job at interpreter exit", left)
+                    self._cancel_quietly(thread, record, "a paused job at interpreter exit")
+            left = wait_for_kept(self, thread, deadline)
+            if left:
+                try:
+                    print(
+                        f"pyossl_async: at interpreter exit, {left} paused {self.name} job(s) could not be "
+                        f"unwound within {DEFAULT_CLOSE_TIMEOUT:g} s (PYOSSL_ASYNC_CLOSE_TIMEOUT): paused "
+                        f"inside C code whose engine did not complete; their finally blocks did not run",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                except BaseException:  # noqa: BLE001 - no stderr (closed): nothing to tell
+                    pass
         with self._lock:
             others = [t for t in self._threads.values() if t is not thread]
         stuck = sum(1 for t in others for r in list(t.paused) if r.state == "paused" and not r.orphaned)
@@ -1239,6 +1389,7 @@ _BUSY_CODES = frozenset(
     {
         BackendBase._drive.__code__,
         BackendBase._cancel.__code__,
+        BackendBase._unwind_now.__code__,
         BackendBase.cleanup_thread.__code__,
         BackendBase._settle_leftover.__code__,
     }

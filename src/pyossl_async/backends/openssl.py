@@ -195,8 +195,12 @@ class OpenSSLBackend(BackendBase):
             return None
         if status == Status.PAUSE:
             record.switch = runner.switch_for(record.engine)
-        elif ctx is None:
-            self._drop_engine_fds(runner)
+        else:
+            # ended (or never made): the Execution refers back to the record (its body),
+            # and a cycle would keep the job's WaitCtx alive until a collection
+            record.engine = None
+            if ctx is None:
+                self._drop_engine_fds(runner)
         return self._status(status)
 
     def _drop_engine_fds(self, runner: JobRunner) -> None:
@@ -226,6 +230,7 @@ class OpenSSLBackend(BackendBase):
         runner: JobRunner = thread.engine  # started on this thread: its runner exists
         runner.resumed(record.engine, status)
         record.switch = None
+        record.engine = None  # no cycle through the Execution (see _engine_start)
         if status < 2:
             self.last_errors = drain_errors(self.crypto)
         if record.ctx is None:

@@ -16,8 +16,9 @@ resume happens on the loop's thread, as OpenSSL requires.
   closes the job without blocking the loop: it is resumed with ``JobCancelled``
   pending, as often as its C code needs, awaiting its engine in between; then
   the task ends with ``CancelledError``. More cancellations meanwhile do not cut
-  that short; ``DEFAULT_CLOSE_TIMEOUT`` bounds it (the job then stays paused
-  and the loop's exception handler is told).
+  that short; ``close_timeout`` (default ``DEFAULT_CLOSE_TIMEOUT``) bounds it (the
+  loop's exception handler is then told, once, and the library keeps the job and
+  unwinds it once its engine signals: :mod:`._keeper`).
 * Bursts: starts and resumes take turns, about ``SLICE_SECONDS`` of them per
   loop iteration, first come first served; the rest wait for the next
   iteration. Two thousand calls at once do not stall the loop for longer than
@@ -52,8 +53,10 @@ from ._notify import Notifier, notifier
 __all__ = ["SLICE_SECONDS", "JobTimeoutError", "await_coroutine", "get_job_limit", "run_job", "set_job_limit"]
 
 _T = TypeVar("_T")
-#: the loop driving the job: set around start_job, so a job's context copy has it
-_DRIVING_LOOP: contextvars.ContextVar[Optional[asyncio.AbstractEventLoop]] = contextvars.ContextVar(
+#: the loop driving the job, weakly: set around start_job, so a job's context copy has
+#: it. Weakly: a paused job's context is a root the collector cannot see through, and an
+#: event loop dropped with its tasks pending must still be collected (its jobs unwound)
+_DRIVING_LOOP: contextvars.ContextVar[Optional[weakref.ref[asyncio.AbstractEventLoop]]] = contextvars.ContextVar(
     "pyossl_async_driving_loop", default=None
 )
 
@@ -180,7 +183,7 @@ class _LoopState(Shell):
         self.turns.done()
 
     def start(self, backend: Backend, ctx: WaitCtx, func: Callable[[Any], int], args: Any) -> StartResult:
-        token = _DRIVING_LOOP.set(self.loop)  # the job copies this context at its start
+        token = _DRIVING_LOOP.set(weakref.ref(self.loop))  # the job copies this context at its start
         try:
             return backend.start_job(None, ctx, func, args)
         finally:
@@ -310,18 +313,28 @@ async def _until(loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[Any], d
         timer.cancel()
 
 
-#: loop -> its state; weak both ways, so an abandoned loop takes its jobs' drivers with it
-_states: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState]" = weakref.WeakKeyDictionary()
+#: loop -> its state; weak both ways (the state's users, coroutines of run_job, hold it),
+#: so an abandoned loop takes its jobs' drivers with it: a state held here strongly would
+#: hold the loop, its fd readers' watches, their tasks and their jobs for good
+_states: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.ref[_LoopState]]" = (
+    weakref.WeakKeyDictionary()
+)
 #: loop -> its turns: kept while the loop lives (a loop state goes whenever no job is left)
 _turns: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turns]" = weakref.WeakKeyDictionary()
 #: loop -> its job limit (set_job_limit)
 _limits: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int]" = weakref.WeakKeyDictionary()
 
 
+def _state_of(loop: asyncio.AbstractEventLoop) -> Optional[_LoopState]:
+    ref = _states.get(loop)
+    return ref() if ref is not None else None
+
+
 def _enter(loop: asyncio.AbstractEventLoop) -> _LoopState:
-    state = _states.get(loop)
+    state = _state_of(loop)
     if state is None:
-        state = _states[loop] = _LoopState(loop)
+        state = _LoopState(loop)
+        _states[loop] = weakref.ref(state)
     state.users += 1
     return state
 
@@ -329,7 +342,7 @@ def _enter(loop: asyncio.AbstractEventLoop) -> _LoopState:
 def _leave(state: _LoopState) -> None:
     state.users -= 1
     if state.users == 0 and not state.readers:
-        if _states.get(state.loop) is state:
+        if _state_of(state.loop) is state:
             del _states[state.loop]
         state.close()
 
@@ -355,7 +368,7 @@ def set_job_limit(limit: Optional[int], *, loop: Optional[asyncio.AbstractEventL
         _limits.pop(loop, None)
     else:
         _limits[loop] = limit
-    state = _states.get(loop)
+    state = _state_of(loop)
     if state is not None:
         state.admit_next()
 
@@ -454,8 +467,8 @@ async def run_job(
         try:
             # A burst of calls queues here, before any set-up: the loop stays responsive.
             await state.take_turn()
-            be, wctx, owns = resolve(backend, ctx)
-            result: _T = await drive(state, be, wctx, owns, func, args, deadline, limit, close_timeout)
+            # (no local of this frame holds the driver's context: a traceback keeps frames alive)
+            result: _T = await drive(state, *resolve(backend, ctx), func, args, deadline, limit, close_timeout)
             return result
         finally:
             state.discharge()
@@ -476,7 +489,8 @@ def await_coroutine(coro: Awaitable[_T], *, notify: str = "auto") -> _T:
     from .._errors import AsyncError
     from ..engine import await_future
 
-    loop = _DRIVING_LOOP.get()
+    ref = _DRIVING_LOOP.get()
+    loop = ref() if ref is not None else None
     if loop is None or loop.is_closed():
         close = getattr(coro, "close", None)
         if close is not None:

@@ -18,8 +18,7 @@ from .._constants import Status
 from .._errors import AsyncError
 from .._protocol import Backend, Job, StartResult, WaitCtx
 from . import _blocking
-from ._blocking import close_quietly
-from ._core import WAIT, Outcome, PauseWatch, start_failed
+from ._core import WAIT, Backoff, Outcome, PauseWatch, expired_message, start_failed, stuck_message
 
 __all__ = ["AsyncWatch", "Shell", "drive", "unwind"]
 
@@ -119,21 +118,34 @@ async def drive(
         if status == Status.PAUSE:
             shell.in_flight[name] = shell.in_flight.get(name, 0) + 1
             counted = True
+        expired = False
         while status == Status.PAUSE:
             if watch.after_pause() == WAIT:
                 if not await watch.wait(deadline):
-                    raise shell.timeout_error(f"the job did not finish within {timeout:g} s; it was closed")
+                    expired = True
+                    break
             else:
                 await shell.checkpoint()  # never resume without giving the others a turn
             await shell.take_turn()
             if shell.now() >= deadline:
                 shell.turn_done()
-                raise shell.timeout_error(f"the job did not finish within {timeout:g} s; it was closed")
+                expired = True
+                break
             watch.before_resume()
             try:
-                status, job, _ = backend.start_job(job, ctx, None)
+                status, job, _ = backend.start_job(job, None, None)  # (a resume ignores ctx; a traceback would keep it)
             finally:
                 shell.turn_done()
+        if expired:
+            # closed once, bounded by close_timeout; a job that does not unwind in time is kept
+            assert timeout is not None
+            failure = await give_up(shell, backend, job, watch, close_timeout, None)
+            kept = job is not None and job.state == "paused"
+            job = None
+            try:  # (no local may hold the failure: its traceback reaches this frame, a cycle)
+                raise shell.timeout_error(expired_message(timeout, failure, kept)) from failure
+            finally:
+                del failure
         job = None
         if status != Status.FINISH:
             raise start_failed(backend, status)
@@ -143,18 +155,17 @@ async def drive(
         return outcome.value
     except BaseException as exc:
         if job is not None and job.state == "paused":
-            if isinstance(exc, Exception) or shell.is_cancellation(exc):
-                failure = await unwind(shell, backend, job, close_timeout)
-            else:  # KeyboardInterrupt, GeneratorExit (the coroutine is being closed): no awaiting
-                failure = close_quietly(job, close_timeout)
+            failure = await give_up(shell, backend, job, watch, close_timeout, exc)
+            job = None
             if failure is not None:
-                if isinstance(exc, shell.timeout_error) and exc.__cause__ is None:
-                    exc.__cause__ = failure
-                else:
-                    shell.report(f"Exception while closing a job {shell.driver} gave up on", failure, func)
+                shell.report(f"Exception while closing a job {shell.driver} gave up on", failure, func)
+            del failure  # (no cycle through this frame)
         failure = watch.finish()
         if failure is not None:
             shell.report(f"Exception while releasing {shell.driver}'s WaitCtx", failure, func)
+        # The exception's traceback keeps this frame alive, and asyncio and trio keep a
+        # failed task's exception in a cycle: the context must not be held from here.
+        del ctx, watch
         raise
     finally:
         if counted:
@@ -162,14 +173,63 @@ async def drive(
             shell.release_slot(name)
 
 
-async def unwind(
-    shell: Shell, backend: Backend, job: Job, timeout: Optional[float] = None
+async def give_up(
+    shell: Shell,
+    backend: Backend,
+    job: Optional[Job],
+    watch: AsyncWatch,
+    timeout: Optional[float],
+    exc: Optional[BaseException],
 ) -> Optional[BaseException]:
-    """Close ``job`` without blocking the event loop (``drive._blocking.unwind``, awaiting);
-    the exception its unwinding raised, if any (not JobCancelled).
+    """Close a job the driver gives up on (``exc``: why; ``None``: its timeout), once, bounded
+    by ``timeout``, waiting with the driver's own ``watch`` (the engine holds its
+    callback token). A job still paused after that is kept by the library, which
+    unwinds it as soon as its engine signals. What the close raised, if anything.
+
+    Awaits, so the event loop goes on, unless the task may not await: a coroutine
+    being closed (``GeneratorExit``: unwound as far as it goes without waiting, the
+    rest kept), an interrupt (``KeyboardInterrupt``: a blocking close).
+    """
+    if job is None or job.state != "paused":
+        return None
+    be: Any = backend
+    if exc is None or isinstance(exc, Exception) or shell.is_cancellation(exc):
+        failure = await unwind(shell, backend, job, timeout, watch)
+        try:
+            if job.state == "paused":
+                try:
+                    be._keep(be._close_checks(job._record), job._record, job, watch)
+                except BaseException:  # noqa: BLE001 - (cannot fail: the close checks passed before)
+                    pass
+            return failure
+        finally:
+            del failure  # (no cycle through this frame: its traceback reaches it)
+    if isinstance(exc, GeneratorExit):
+        record = job._record
+        try:
+            thread = be._close_checks(record)
+        except BaseException:  # noqa: BLE001 - another thread (a collection): its handle's death defers it
+            return None
+        # (the collector may have cleared the handle's weak reference already)
+        record.handle = job
+        be._cancel_quietly(thread, record, f"a job whose {shell.driver} coroutine was closed", watch)
+        return None
+    return _blocking.give_up(backend, job, watch, timeout)
+
+
+async def unwind(
+    shell: Shell,
+    backend: Backend,
+    job: Job,
+    timeout: Optional[float],
+    watch: AsyncWatch,
+) -> Optional[BaseException]:
+    """Close ``job`` without blocking the event loop (``drive._blocking.unwind``, awaiting, with
+    the driver's ``watch``); the exception its unwinding raised, if any (not JobCancelled).
 
     Cancellations meanwhile do not cut it short; ``timeout`` (default
-    ``DEFAULT_CLOSE_TIMEOUT``) does: the job then stays paused, closable again.
+    ``DEFAULT_CLOSE_TIMEOUT``) does: the job then stays paused, for the caller to
+    hand over to the library.
     """
     if timeout is None:
         timeout = _blocking.DEFAULT_CLOSE_TIMEOUT
@@ -180,30 +240,29 @@ async def unwind(
     except BaseException as exc:  # noqa: BLE001 - handed to the caller
         return exc
     deadline = shell.now() + timeout
-    watch: Optional[AsyncWatch] = None
+    watch.closing = True
+    backoff = Backoff()
     try:
         while True:
             if be._cancel_step(thread, record, job):
                 return None
-            if watch is None:
-                watch = shell.new_watch(record.ctx, closing=True)
-                watch.install()
-            if watch.after_pause() != WAIT:
-                await shell.uncancellable(shell.checkpoint)
-                go_on = shell.now() < deadline
+            action = watch.after_pause()
+            if shell.now() >= deadline:
+                break
+            wait = backoff.limit(action, watch)
+            if wait == 0:
+                await shell.uncancellable(shell.checkpoint)  # the loop's turn, even so
             else:
-                go_on = await shell.uncancellable(functools.partial(watch.wait, deadline))
-            if not go_on:
-                raise AsyncError(
-                    f"the job did not finish unwinding within {timeout:.3g} s: it is paused inside C code "
-                    f"whose engine has not completed; it stays paused and can be closed again"
-                )
+                until = deadline if wait is None else min(deadline, shell.now() + wait)
+                if await shell.uncancellable(functools.partial(watch.wait, until)):
+                    backoff.reset()
+                elif until >= deadline or shell.now() >= deadline:
+                    break  # (a wait that ran to the deadline: a loop's clock may round its timer early)
             watch.before_resume()
     except BaseException as exc:  # noqa: BLE001 - handed to the caller
         be._cancel_abort(thread, record)
         return exc
-    finally:
-        if watch is not None:
-            failure = watch.finish()
-            if failure is not None:
-                shell.report("Exception while restoring a closed job's WaitCtx", failure, None)
+    be._cancel_abort(thread, record)
+    # made, not raised: no traceback, so no frame of the close (nor its callers' locals,
+    # the driver's context among them) stays reachable from the report
+    return AsyncError(stuck_message(timeout, "kept"))

@@ -23,13 +23,23 @@ waits it asks for. What it decides at a ``PAUSE``:
   wait on the fds, or resume at once when there are none. Before each resume
   the status goes back to ``UNSUPPORTED``, so an old value cannot mislead the
   next pause.
+
+**Closing** (``closing=True``) is different in one way: the job is resumed
+*before* its engine is done (to deliver ``JobCancelled``), and an engine resumed
+early pauses again without repeating what it asked for. So while a close is in
+progress a promised callback (``OK``) that has not come yet stays promised: the
+status is left as the engine set it, and the close keeps waiting for it. What a
+close cannot be sure to hear (a callback the engine took from the context before
+the close began, or nothing to wait on at all) is retried on a growing interval
+(:class:`Backoff`: "periodically retry", as the man page allows) instead of at
+once, so closing never spins.
 """
 
 from __future__ import annotations
 
 import math
 import select
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from .._constants import Status, WaitStatus
 from .._errors import AsyncError, JobStateError, WaitCtxClosedError
@@ -42,12 +52,17 @@ __all__ = [
     "RESUME",
     "RETRY",
     "WAIT",
+    "Backoff",
+    "Handover",
     "Outcome",
     "PauseWatch",
     "check_timeout",
+    "expired_message",
+    "note",
     "poll_readable",
     "resolve",
     "start_failed",
+    "stuck_message",
 ]
 
 #: what :meth:`PauseWatch.after_pause` decides
@@ -103,6 +118,48 @@ def start_failed(backend: Backend, status: Status) -> AsyncError:
     return AsyncError(message, errors)
 
 
+#: what happens to a job whose close gave up, as :func:`stuck_message` says it
+AFTERWARDS = {
+    # a close of the user's own: the user holds the handle
+    "closable": "it stays paused and can be closed again",
+    # a driver gave up on it, the collector or exit let go of it: the library keeps it
+    "kept": "the library keeps it and unwinds it as soon as its engine signals",
+    # the user's close of a job the library keeps
+    "kept, closable": "it stays paused, kept by the library, which unwinds it as soon as its "
+    "engine signals; it can also be closed again",
+}
+
+
+def stuck_message(limit: float, afterwards: str) -> str:
+    """Why a close gave up after ``limit`` seconds, and what happens to the job next."""
+    return (
+        f"the job did not finish unwinding within {limit:.3g} s: it is paused inside C code whose engine "
+        f"has not completed; {AFTERWARDS[afterwards]}"
+    )
+
+
+def expired_message(limit: float, failure: Optional[BaseException], kept: bool) -> str:
+    """A driver's ``TimeoutError``: the run's timeout ran out, and how closing the job went."""
+    text = f"the job did not finish within {limit:g} s"
+    if kept:
+        return (
+            f"{text}; closing it did not finish in time either: the library keeps it and unwinds it "
+            f"as soon as its engine signals"
+        )
+    if failure is not None:
+        return f"{text}; it was closed, and raised while unwinding"
+    return f"{text}; it was closed"
+
+
+def note(exc: BaseException, text: str) -> bool:
+    """Attach ``text`` to ``exc`` as a note (3.11+); False where notes do not exist."""
+    add_note = getattr(exc, "add_note", None)
+    if add_note is None:
+        return False
+    add_note(text)
+    return True
+
+
 class Outcome:
     """What the job function returned: drivers hand back any value, not just a C ``int``."""
 
@@ -128,6 +185,56 @@ def poll_readable(fd: int, timeout: Optional[float]) -> bool:
         poller.register(fd, select.POLLIN)
         return bool(poller.poll(None if timeout is None else math.ceil(timeout * 1000)))
     return bool(select.select([fd], [], [], timeout)[0])  # pragma: no cover - Windows
+
+
+class Backoff:
+    """While closing: how long to wait at most for an engine before resuming the job anyway.
+
+    A closing job is resumed when its engine signals (an fd readable, the
+    callback called). Where the close may not hear the signal, or the engine
+    left nothing to wait on, it resumes on a growing interval instead, from
+    ``FIRST`` (the first retry of nothing-to-wait-on is immediate) up to
+    ``LIMIT`` seconds; a real signal starts the interval over.
+    """
+
+    __slots__ = ("delay",)
+
+    FIRST = 0.001
+    LIMIT = 0.1
+
+    def __init__(self) -> None:
+        self.delay = 0.0
+
+    def reset(self) -> None:
+        self.delay = 0.0
+
+    def next(self, at_least: float = 0.0) -> float:
+        """The next interval (then the one after doubles, up to ``LIMIT``)."""
+        delay = max(self.delay, at_least)
+        self.delay = min(max(delay * 2, self.FIRST), self.LIMIT)
+        return delay
+
+    def limit(self, action: int, watch: Optional[PauseWatch]) -> Optional[float]:
+        """How long a close may wait after ``action`` before resuming; ``None``: until a wait fd
+        is readable (fds are always heard), ``0``: resume now."""
+        if action == RESUME:
+            self.reset()
+            return 0.0
+        if action == WAIT and watch is not None and watch.status != _STATUS_OK:
+            return None
+        if action == WAIT:  # a promised callback: maybe one the close cannot hear
+            return self.next(self.FIRST)
+        return self.next()  # EAGAIN, ERR, or nothing to wait on
+
+
+class Handover(NamedTuple):
+    """What a driver's watch hands to whoever goes on waiting for its job (:meth:`PauseWatch.hand_over`)."""
+
+    slot: Any
+    previous: Optional[Tuple[Callable[[Any], Any], Any]]
+    owns_ctx: bool
+    fired: bool
+    status: int
 
 
 class PauseWatch:
@@ -162,8 +269,8 @@ class PauseWatch:
         ctx = self.ctx
         if not self.owns_ctx:
             self._previous = ctx.get_callback()
-            if ctx.get_status() != _STATUS_UNSUPPORTED:
-                ctx.set_status(_STATUS_UNSUPPORTED)  # a value left from before
+            if not self.closing and ctx.get_status() != _STATUS_UNSUPPORTED:
+                ctx.set_status(_STATUS_UNSUPPORTED)  # a value left from before (closing: the engine's request)
         slot = self.notifier.register(self)
         try:
             fn, arg = self.notifier.callback_for(ctx, slot)
@@ -260,9 +367,33 @@ class PauseWatch:
             raise AsyncError(
                 "the job's engine set ASYNC_STATUS_ERR (a fatal problem with this request); the job was closed"
             )
-        if status != _STATUS_UNSUPPORTED:
+        if status != _STATUS_UNSUPPORTED and not (self.closing and status == _STATUS_OK and not self.fired):
+            # (closing: a callback promised and not come yet stays promised across the early resume)
             self.ctx.set_status(_STATUS_UNSUPPORTED)
         self.fired = False
+
+    def hand_over(self) -> Handover:
+        """Give up this watch's job to another watch (a job the driver gave up on that the
+        library keeps): its callback registration (the engine may already hold its
+        token), the context's ownership and the callback to give back; what is left
+        for :meth:`finish` is to unwatch the fds."""
+        handover = Handover(self._slot, self._previous, self.owns_ctx, self.fired, self.status)
+        self._slot = None
+        self._previous = None
+        self.owns_ctx = False
+        return handover
+
+    def adopt(self, handover: Handover) -> None:
+        """Take over what another watch of this thread handed over (instead of :meth:`install`)."""
+        self._previous = handover.previous
+        self.owns_ctx = handover.owns_ctx
+        self.fired = handover.fired
+        self.status = handover.status
+        slot = handover.slot
+        if slot is not None and self.notifier.adopt(slot, self):
+            self._slot = slot
+        else:  # (a slot of another thread's notifier: cannot happen) a registration of our own
+            self.install()
 
     def finish(self) -> Optional[BaseException]:
         """Unwatch, give the context its callback back (or close it); the first error seen."""

@@ -116,6 +116,14 @@ class Notifier:
         self._listeners[slot.renew()] = listener
         return slot
 
+    def adopt(self, slot: _TokenSlot, listener: Listener) -> bool:
+        """Let ``listener`` take over ``slot``'s token (an engine may hold it already); False if
+        the token is not this notifier's."""
+        if slot.token not in self._listeners:
+            return False
+        self._listeners[slot.token] = listener
+        return True
+
     def unregister(self, slot: _TokenSlot) -> None:
         self._listeners.pop(slot.token, None)
         slot.renew()  # a late call with this buffer now names nobody

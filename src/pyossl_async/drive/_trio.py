@@ -14,7 +14,9 @@ decisions, with trio's primitives:
 * Cancellation (a cancel scope, ``trio.move_on_after``, ``trio.fail_after``)
   closes the job: it is resumed with ``JobCancelled`` pending, as often as its
   C code needs, under a shielded scope bounded by ``close_timeout``; then
-  ``trio.Cancelled`` propagates as trio expects.
+  ``trio.Cancelled`` propagates as trio expects. A job that does not get back to
+  Python in time is reported once (``sys.unraisablehook``) and kept by the
+  library (:mod:`._keeper`).
 * ``timeout=``: past it the job is closed and ``TimeoutError`` is raised.
 * ``NO_JOBS`` from a full pool waits until another job this module runs in the
   same trio run finishes; with no such job in flight it raises ``AsyncError``.
@@ -240,6 +242,6 @@ async def run_job(
     state = _state()
     deadline = math.inf if limit is None else trio.current_time() + limit
     await trio.lowlevel.checkpoint_if_cancelled()
-    be, wctx, owns = resolve(backend, ctx)
-    result: _T = await drive(state, be, wctx, owns, func, args, deadline, limit, close_timeout)
+    # (no local of this frame holds the driver's context: a traceback keeps frames alive)
+    result: _T = await drive(state, *resolve(backend, ctx), func, args, deadline, limit, close_timeout)
     return result
