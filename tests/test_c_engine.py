@@ -570,11 +570,13 @@ def test_a_job_without_a_context_paused_in_c_is_resumed_until_back_in_python(
 def test_a_job_without_a_context_stuck_in_c_is_returned_paused(
     openssl: pa.Backend, engine: PauseEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pyossl_async.drive import _blocking
-
-    monkeypatch.setattr(_blocking, "DEFAULT_CLOSE_TIMEOUT", 0.2)
+    """Resumed until the close timeout (0.5 s here), waiting for the engine's fd in
+    between: a few resumes, not a busy loop (it was thousands)."""
+    monkeypatch.setattr(_settings, "_fixed_close_timeout", 0.5)
+    pauses = engine.stats()["pauses"]
     status, handle, _ = openssl.start_job(None, None, lambda a: engine.op(1, path="fd", ready="never"))
     assert status == pa.PAUSE and handle is not None and handle.wait_ctx is None
+    assert engine.stats()["pauses"] - pauses < 20
     with pytest.raises(pa.AsyncError, match="did not finish unwinding"):
         handle.close(timeout=0.3)
     engine.release_never()

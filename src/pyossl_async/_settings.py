@@ -50,6 +50,7 @@ __all__ = [
     "close_timeout",
     "count",
     "debug",
+    "default_close_timeout",
     "flag",
     "libcrypto",
     "parse_size",
@@ -125,6 +126,19 @@ def libcrypto() -> Optional[str]:
     ``BackendUnavailable`` naming the variable).
     """
     return raw(ENV_LIBCRYPTO)
+
+
+_fixed_close_timeout: Optional[float] = None
+
+
+def default_close_timeout() -> float:
+    """``pa.DEFAULT_CLOSE_TIMEOUT``: :func:`close_timeout` read at its first use, then
+    fixed for the process, so that every close agrees (``SettingError`` until the
+    variable holds an accepted value)."""
+    global _fixed_close_timeout
+    if _fixed_close_timeout is None:
+        _fixed_close_timeout = close_timeout()
+    return _fixed_close_timeout
 
 
 def close_timeout() -> float:

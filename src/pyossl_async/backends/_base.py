@@ -22,6 +22,7 @@ import weakref
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, cast
 
+from .. import _settings
 from .._constants import C_INT_MAX, C_INT_MIN, Status
 from .._errors import AsyncError, JobCancelled, JobStateError, WaitCtxClosedError
 from .._job import Job, JobStateName
@@ -627,6 +628,11 @@ class BackendBase(abc.ABC):
         fibre or worker), not on the caller's side of a ``start_job()`` in progress."""
         return True
 
+    def _engine_wait_private(self, thread: ThreadJobs, timeout: float) -> None:
+        """Up to ``timeout`` seconds, until an engine that paused a job started without a
+        context signals through the private context it got (its fds); at most sleep."""
+        time.sleep(timeout)
+
     def _engine_arm_cancel(self, thread: ThreadJobs, record: JobRecord) -> None:
         """Make ``JobCancelled`` be raised at the first Python code the paused job runs.
 
@@ -920,22 +926,25 @@ class BackendBase(abc.ABC):
 
         Paused by ``pause_job()``: it is resumed at once, and that call raises
         ``JobStateError``. Paused inside C (an engine, which got a private context
-        from us): C cannot be told, so it is resumed at once, again and again,
-        until it gets back to Python, for at most ``DEFAULT_CLOSE_TIMEOUT``
-        seconds; then ``PAUSE`` is returned after all (close or resume the job).
+        from us): C cannot be told, so it is resumed until it gets back to Python,
+        waiting between resumes for what the engine left in that private context
+        (its wait fds; else a wait that doubles from 1 ms to 0.1 s, never a busy
+        loop), for at most ``DEFAULT_CLOSE_TIMEOUT`` seconds; then ``PAUSE`` is
+        returned after all (close or resume the job).
         """
         give_up = 0.0
+        wait = 0.001
         while status is _PAUSE:
             if record.in_pause:
                 record.pause_error = True
             else:
                 now = time.monotonic()
                 if not give_up:
-                    from ..drive._blocking import DEFAULT_CLOSE_TIMEOUT
-
-                    give_up = now + DEFAULT_CLOSE_TIMEOUT
+                    give_up = now + _settings.default_close_timeout()
                 elif now >= give_up:
                     break
+                self._engine_wait_private(thread, min(wait, give_up - now))
+                wait = min(wait * 2, 0.1)
             status = self._engine_resume(thread, record)
         return status
 
@@ -1125,7 +1134,7 @@ class BackendBase(abc.ABC):
         if _is_finalizing():
             raise JobStateError("the interpreter is shutting down: a paused job can no longer be resumed")
         handle = self._handle_of(record, handle)
-        from ..drive._blocking import DEFAULT_CLOSE_TIMEOUT, unwind  # the drive layer waits for engines
+        from ..drive._blocking import unwind  # the drive layer waits for engines
         from ..drive._core import stuck_message
         from ..drive._keeper import release
 
@@ -1137,7 +1146,7 @@ class BackendBase(abc.ABC):
         if watch is None and kept is not None:
             watch = kept.watch
         if timeout is DEFAULT_TIMEOUT:
-            timeout = DEFAULT_CLOSE_TIMEOUT
+            timeout = _settings.default_close_timeout()
         # busy for the whole close, waits included: a signal handler or finaliser
         # that starts, resumes or closes a job of this thread meanwhile is refused
         thread.busy += 1
@@ -1178,12 +1187,11 @@ class BackendBase(abc.ABC):
                 self._keep(thread, record, handle, watch)
             return exc
         self._keep(thread, record, handle, watch)
-        from ..drive._blocking import DEFAULT_CLOSE_TIMEOUT
         from ..drive._core import stuck_message
 
         # made, not raised: no traceback, so no frame of the close (nor its callers'
         # locals, the driver's context among them) stays reachable from the report
-        return AsyncError(stuck_message(DEFAULT_CLOSE_TIMEOUT if timeout is None else timeout, "kept"))
+        return AsyncError(stuck_message(_settings.default_close_timeout() if timeout is None else timeout, "kept"))
 
     def _keep(self, thread: ThreadJobs, record: JobRecord, handle: Job, watch: Any = None) -> None:
         """The library keeps a paused job its owner gave up on (see ``drive._keeper``), if it
@@ -1354,10 +1362,10 @@ class BackendBase(abc.ABC):
         """
         thread, running = self._current()
         if thread is not None and running is None:
-            from ..drive._blocking import DEFAULT_CLOSE_TIMEOUT
             from ..drive._keeper import wait_for_kept
 
-            deadline = time.monotonic() + DEFAULT_CLOSE_TIMEOUT  # for all of them together
+            close_timeout = _settings.default_close_timeout()
+            deadline = time.monotonic() + close_timeout  # for all of them together
             for record in list(thread.paused):
                 if record.state == "paused" and not record.orphaned:
                     self._cancel_quietly(thread, record, "a paused job at interpreter exit")
@@ -1366,7 +1374,7 @@ class BackendBase(abc.ABC):
                 try:
                     print(
                         f"pyossl_async: at interpreter exit, {left} paused {self.name} job(s) could not be "
-                        f"unwound within {DEFAULT_CLOSE_TIMEOUT:g} s (PYOSSL_ASYNC_CLOSE_TIMEOUT): paused "
+                        f"unwound within {close_timeout:g} s (PYOSSL_ASYNC_CLOSE_TIMEOUT): paused "
                         f"inside C code whose engine did not complete; their finally blocks did not run",
                         file=sys.stderr,
                         flush=True,

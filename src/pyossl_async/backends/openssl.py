@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import select
 import sys
 import threading
-from typing import Any, Optional
+import time
+from typing import Any, List, Optional
 
 from .._constants import Status
 from .._errors import AsyncError, ErrorEntry, JobCancelled, from_conversion_failure
@@ -202,6 +204,25 @@ class OpenSSLBackend(BackendBase):
             if ctx is None:
                 self._drop_engine_fds(runner)
         return self._status(status)
+
+    def _engine_wait_private(self, thread: ThreadJobs, timeout: float) -> None:
+        runner: JobRunner = thread.engine
+        hidden = runner.hidden_ctx
+        fds: List[int] = []
+        if hidden:
+            count = ctypes.c_size_t()
+            self.crypto.ASYNC_WAIT_CTX_get_all_fds(hidden, None, ctypes.byref(count))
+            if count.value:
+                array = (ctypes.c_int * count.value)()
+                self.crypto.ASYNC_WAIT_CTX_get_all_fds(hidden, array, ctypes.byref(count))
+                fds = list(array[: count.value])
+        if not fds:
+            time.sleep(timeout)
+            return
+        poll = select.poll()
+        for fd in fds:
+            poll.register(fd, select.POLLIN)
+        poll.poll(max(1, int(timeout * 1000)))
 
     def _drop_engine_fds(self, runner: JobRunner) -> None:
         """A job without a context ended: free the private context if an engine left fds

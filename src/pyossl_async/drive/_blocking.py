@@ -44,8 +44,8 @@ if not TYPE_CHECKING:  # a module __getattr__ seen by mypy would make every name
 
     def __getattr__(name: str) -> Any:
         if name == "DEFAULT_CLOSE_TIMEOUT":
-            value = _settings.close_timeout()  # SettingError for a bad value, every time
-            globals()[name] = value  # later reads are a plain attribute, never re-read
+            value = _settings.default_close_timeout()  # SettingError for a bad value, every time
+            globals()[name] = value  # later reads are a plain attribute
             return value
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
