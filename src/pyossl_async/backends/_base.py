@@ -25,8 +25,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set,
 from .. import _settings
 from .._constants import C_INT_MAX, C_INT_MIN, Status
 from .._errors import AsyncError, JobCancelled, JobStateError, WaitCtxClosedError
-from .._job import Job, JobStateName
-from .._protocol import Backend, BackendName, StartResult, WaitCtx
+from .._protocol import Backend, BackendName, Job, JobStateName, StartResult, WaitCtx
 from .._running import RUNNING_JOB, running_record
 from .._unraisable import report_unraisable
 from .._validate import job_args, job_result
