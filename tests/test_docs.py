@@ -206,7 +206,7 @@ def test_the_module_list_matches_the_api_reference(api_text: Tuple[List[str], Li
     [
         ("Backend", lambda: class_members(SRC / "_protocol.py", "Backend")),
         ("WaitCtx", lambda: class_members(SRC / "_protocol.py", "WaitCtx")),
-        ("Job", lambda: class_members(SRC / "_job.py", "Job")),
+        ("Job", lambda: class_members(SRC / "_protocol.py", "Job")),
         ("StartResult", lambda: class_members(SRC / "_protocol.py", "StartResult")),
         ("the pytest plugin", plugin_surface),
     ],
