@@ -107,7 +107,7 @@ def later(delay: float, fn: Callable[..., Any], *args: Any) -> threading.Timer:
 def kept_none_left(timeout: float = 10.0) -> bool:
     """Whether the library keeps no job stuck in C any more (its keeper thread reads its
     requests asynchronously: waits up to ``timeout``)."""
-    from pyossl_async.drive import _keeper
+    from pyossl_async.backends import _keeper
 
     deadline = time.monotonic() + timeout
     while _keeper._WATCHER.kept() and time.monotonic() < deadline:

@@ -20,7 +20,7 @@ import pytest
 
 import pyossl_async as pa
 from pyossl_async import _settings, aio
-from pyossl_async.drive import _keeper
+from pyossl_async.backends import _keeper
 from pyossl_async.testing import EngineUnavailable, PauseEngine
 
 from ._drivers import HANG, kept_none_left, open_fds, run_async

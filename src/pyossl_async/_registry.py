@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Optional, Union
 from . import _settings
 from ._errors import BackendUnavailable
 from ._protocol import Backend, BackendArg, BackendName, WaitCtx, set_default_wait_ctx
+from .backends._base import set_default_backend
 
 __all__ = [
     "BACKEND_NAMES",
@@ -230,3 +231,4 @@ def _default_wait_ctx() -> WaitCtx:
 
 
 set_default_wait_ctx(_default_wait_ctx)
+set_default_backend(get_backend)

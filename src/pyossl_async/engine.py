@@ -39,7 +39,7 @@ from ._constants import WaitStatus
 from ._errors import AsyncError
 from ._running import running_record
 from ._unraisable import report_unraisable
-from .drive._core import poll_readable as _readable
+from ._wait.watch import poll_readable as _readable
 
 if TYPE_CHECKING:
     from ._protocol import Backend, Job, WaitCtx

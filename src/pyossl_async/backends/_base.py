@@ -29,6 +29,10 @@ from .._protocol import Backend, BackendName, Job, JobStateName, StartResult, Wa
 from .._running import RUNNING_JOB, running_record
 from .._unraisable import report_unraisable
 from .._validate import job_args, job_result
+from .._wait.blocking import unwind
+from .._wait.watch import stuck_message
+from ._closing import Closing
+from ._keeper import keep, release, unwind_or_keep, wait_for_kept
 
 __all__ = ["BackendBase", "Job", "JobRecord", "ThreadJobs", "WaitCtxBase"]
 
@@ -180,7 +184,7 @@ class JobRecord:
         self.orphaned = False
         #: paused by ``pause_job()`` (Python); False while paused inside C code
         self.in_pause = False
-        #: a ``drive._keeper.Kept`` while the library keeps the job (given up on, stuck in C)
+        #: a ``_keeper.Kept`` while the library keeps the job (given up on, stuck in C)
         self.kept: Any = None
 
     def orphan(self) -> None:
@@ -484,6 +488,21 @@ class WaitCtxBase(WaitCtx):
         return f"<pyossl_async.WaitCtx {state} backend={self._backend.name} at {id(self):#x}>"
 
 
+def _no_default_backend() -> Backend:
+    raise RuntimeError("pyossl_async._registry was not imported")  # pragma: no cover
+
+
+#: the default backend, for the module functions called outside any job; the
+#: registry (which imports the backends, so they cannot import it) installs it
+_default_backend: Callable[[], Backend] = _no_default_backend
+
+
+def set_default_backend(factory: Callable[[], Backend]) -> None:
+    """Install the registry's ``get_backend`` (called once, when the registry is imported)."""
+    global _default_backend
+    _default_backend = factory
+
+
 def pause_job(_backend: Optional[BackendBase] = None) -> bool:
     """Pause the running job until it is resumed; ``True`` at once outside a job.
 
@@ -500,9 +519,7 @@ def pause_job(_backend: Optional[BackendBase] = None) -> bool:
         or (_backend is not None and record.backend is not _backend)
     ):
         if _backend is None:
-            from .._registry import get_backend  # (the registry imports the backends)
-
-            return get_backend().pause_job()
+            return _default_backend().pause_job()
         record = _backend._running_here()
         if record is None:
             return True
@@ -546,9 +563,7 @@ def get_current_job(_backend: Optional[BackendBase] = None) -> Optional[Job]:
         or (_backend is not None and record.backend is not _backend)
     ):
         if _backend is None:
-            from .._registry import get_backend
-
-            return get_backend().get_current_job()
+            return _default_backend().get_current_job()
         record = _backend._running_here()
         if record is None:
             return None
@@ -1087,7 +1102,7 @@ class BackendBase(abc.ABC):
     # that must not wait: the collector, closes deferred to a safe moment, the first
     # pass at exit (``_cancel_quietly``): it unwinds a job as far as its engine lets it
     # go now, and a job still paused inside C code after that is kept by the library
-    # (``drive._keeper``), which unwinds it once its engine signals. A driver's close
+    # (``_keeper``), which unwinds it once its engine signals. A driver's close
     # that times out hands its job over to the library the same way.
 
     def _close(self, record: JobRecord, handle: Optional[Job], timeout: Any = DEFAULT_TIMEOUT) -> None:
@@ -1095,6 +1110,12 @@ class BackendBase(abc.ABC):
             return
         thread = self._close_checks(record)
         self._cancel(thread, record, handle, timeout)
+
+    def begin_close(self, job: Job) -> Closing:
+        """For the drivers: a close of the paused ``job`` that they step through themselves
+        (awaiting between steps); ``JobStateError`` when this caller may not close it."""
+        record: JobRecord = job._record
+        return Closing(self, self._close_checks(record), record, job)
 
     def _close_checks(self, record: JobRecord) -> ThreadJobs:
         """The thread whose paused job ``record`` is, if this caller may close it; else JobStateError."""
@@ -1133,9 +1154,6 @@ class BackendBase(abc.ABC):
         if _is_finalizing():
             raise JobStateError("the interpreter is shutting down: a paused job can no longer be resumed")
         handle = self._handle_of(record, handle)
-        from ..drive._blocking import unwind  # the drive layer waits for engines
-        from ..drive._core import stuck_message
-        from ..drive._keeper import release
 
         if record.state != "paused":  # a signal handler or finaliser got there first
             return True
@@ -1150,7 +1168,7 @@ class BackendBase(abc.ABC):
         # that starts, resumes or closes a job of this thread meanwhile is refused
         thread.busy += 1
         try:
-            if unwind(self, thread, record, handle, timeout, watch):
+            if unwind(Closing(self, thread, record, handle), timeout, watch):
                 return True
             if given_up:
                 return False
@@ -1186,14 +1204,12 @@ class BackendBase(abc.ABC):
                 self._keep(thread, record, handle, watch)
             return exc
         self._keep(thread, record, handle, watch)
-        from ..drive._core import stuck_message
-
         # made, not raised: no traceback, so no frame of the close (nor its callers'
         # locals, the driver's context among them) stays reachable from the report
         return AsyncError(stuck_message(_settings.default_close_timeout() if timeout is None else timeout, "kept"))
 
     def _keep(self, thread: ThreadJobs, record: JobRecord, handle: Job, watch: Any = None) -> None:
-        """The library keeps a paused job its owner gave up on (see ``drive._keeper``), if it
+        """The library keeps a paused job its owner gave up on (see ``_keeper``), if it
         can ever be resumed; nothing for a job that has ended."""
         if (
             record.state == "paused"
@@ -1202,8 +1218,6 @@ class BackendBase(abc.ABC):
             and not record.orphaned
             and not _is_finalizing()
         ):
-            from ..drive._keeper import keep
-
             keep(self, thread, record, handle, watch)
 
     def _cancel_step(self, thread: ThreadJobs, record: JobRecord, handle: Job) -> bool:
@@ -1235,7 +1249,7 @@ class BackendBase(abc.ABC):
         """A paused job's last handle went away: unwind it, now or at a safe moment.
 
         Never waits for an engine: a job still paused inside C code after the
-        unwinding that needs no waiting is kept by the library (``drive._keeper``).
+        unwinding that needs no waiting is kept by the library (``_keeper``).
         """
         if _is_finalizing():
             # CPython is deleting thread states, the job's among them: never touch it
@@ -1292,7 +1306,6 @@ class BackendBase(abc.ABC):
         if _is_finalizing():
             raise JobStateError("the interpreter is shutting down: a paused job can no longer be resumed")
         handle = self._handle_of(record, None)
-        from ..drive._keeper import unwind_or_keep
 
         if record.state != "paused":  # a signal handler or finaliser got there first
             return record.state == "finished"
@@ -1342,7 +1355,6 @@ class BackendBase(abc.ABC):
             if record.state == "paused" and not record.orphaned:
                 self._cancel_quietly(thread, record)
             elif record.kept is not None:
-                from ..drive._keeper import release
 
                 release(record)  # ended meanwhile, or orphaned: the library lets go of it
 
@@ -1361,7 +1373,6 @@ class BackendBase(abc.ABC):
         """
         thread, running = self._current()
         if thread is not None and running is None:
-            from ..drive._keeper import wait_for_kept
 
             close_timeout = _settings.default_close_timeout()
             deadline = time.monotonic() + close_timeout  # for all of them together

@@ -1,19 +1,18 @@
-"""Driving jobs to their end: one decision core, a shell per I/O flavour.
+"""Driving jobs to their end: a shell per I/O flavour over one set of decisions.
 
-:mod:`._core` decides what a paused job waits for (sans I/O); :mod:`._blocking`
-waits with ``poll(2)`` (``pyossl_async.run_job``, closing jobs paused in C);
-:mod:`._aio` with an asyncio loop (``pyossl_async.aio``). :mod:`._notify` is how
-an engine's wait-ctx callback reaches a driver without running Python.
-:mod:`._keeper` keeps the jobs paused inside C code that nobody can wait for
-(given up on, collected) and unwinds them once their engine signals.
+What a paused job waits for is decided below the backends, in
+:mod:`pyossl_async._wait` (sans I/O, with the blocking wait and the callback
+notifier). Here: :mod:`._blocking` drives with ``poll(2)`` (``pyossl_async.run_job``),
+:mod:`._async` is the loop the event-loop shells share, :mod:`._aio` runs it on
+an asyncio loop (``pyossl_async.aio``), :mod:`._trio` in trio; :mod:`._core` is
+what they share above the wait primitives. A job a driver gives up on is closed
+through its backend's ``begin_close``, and kept by the backend when its engine
+does not complete in time.
 """
 
 from typing import TYPE_CHECKING, Any
 
-from . import (
-    _blocking,
-    _keeper,  # noqa: F401 - imported now: the collector needs it, and must not import it
-)
+from . import _blocking
 from ._blocking import run_job
 
 __all__ = ["DEFAULT_CLOSE_TIMEOUT", "run_job"]

@@ -2,7 +2,7 @@
 
 Each call starts ``func(args)`` in a job on the loop's thread and drives it to
 the end with :mod:`._async`'s loop (the one the trio shell runs too) on
-:class:`~._core.PauseWatch`'s decisions. While the job is paused
+:class:`~pyossl_async._wait.watch.PauseWatch`'s decisions. While the job is paused
 the task awaits: the context's wait fds through ``loop.add_reader`` (one reader
 per fd for all jobs on the loop), the wait-ctx callback through the loop
 thread's callback pipe (:mod:`._notify`, one reader per loop). Every start and
@@ -18,7 +18,7 @@ resume happens on the loop's thread, as OpenSSL requires.
   the task ends with ``CancelledError``. More cancellations meanwhile do not cut
   that short; ``close_timeout`` (default ``DEFAULT_CLOSE_TIMEOUT``) bounds it (the
   loop's exception handler is then told, once, and the library keeps the job and
-  unwinds it once its engine signals: :mod:`._keeper`).
+  unwinds it once its engine signals: ``backends/_keeper.py``).
 * Bursts: starts and resumes take turns, about ``SLICE_SECONDS`` of them per
   loop iteration, first come first served; the rest wait for the next
   iteration. Two thousand calls at once do not stall the loop for longer than
@@ -46,9 +46,10 @@ import weakref
 from typing import Any, Awaitable, Callable, Deque, Dict, Optional, Set, TypeVar
 
 from .._protocol import Backend, BackendArg, StartResult, WaitCtx
+from .._wait.notify import Notifier, notifier
+from .._wait.watch import check_timeout, poll_readable
 from ._async import AsyncWatch, Shell, drive
-from ._core import check_timeout, poll_readable, resolve
-from ._notify import Notifier, notifier
+from ._core import resolve
 
 __all__ = ["SLICE_SECONDS", "JobTimeoutError", "await_coroutine", "get_job_limit", "run_job", "set_job_limit"]
 

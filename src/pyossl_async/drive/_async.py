@@ -1,6 +1,6 @@
 """The drive loop of the async shells: one loop, the event loop library's primitives plugged in.
 
-``aio.run_job`` and ``trio.run_job`` run the same loop on :class:`~._core.PauseWatch`'s
+``aio.run_job`` and ``trio.run_job`` run the same loop on :class:`~pyossl_async._wait.watch.PauseWatch`'s
 decisions: start, and at each ``PAUSE`` wait for what the engine asked (or pass
 a checkpoint), take a turn, resume; on an exception or a cancellation, close the
 job without blocking the event loop. What differs between asyncio and trio, how
@@ -12,13 +12,17 @@ from __future__ import annotations
 import abc
 import functools
 import math
-from typing import Any, Awaitable, Callable, Dict, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, Optional, TypeVar, cast
 
 from .._constants import Status
 from .._errors import AsyncError
 from .._protocol import Backend, Job, StartResult, WaitCtx
+from .._wait.watch import WAIT, Backoff, PauseWatch, stuck_message
 from . import _blocking
-from ._core import WAIT, Backoff, Outcome, PauseWatch, expired_message, start_failed, stuck_message
+from ._core import Outcome, expired_message, start_failed
+
+if TYPE_CHECKING:
+    from ..backends._base import BackendBase
 
 __all__ = ["AsyncWatch", "Shell", "drive", "unwind"]
 
@@ -192,27 +196,24 @@ async def give_up(
     """
     if job is None or job.state != "paused":
         return None
-    be: Any = backend
+    be = cast("BackendBase", backend)
     if exc is None or isinstance(exc, Exception) or shell.is_cancellation(exc):
         failure = await unwind(shell, backend, job, timeout, watch)
         try:
             if job.state == "paused":
                 try:
-                    be._keep(be._close_checks(job._record), job._record, job, watch)
+                    be.begin_close(job).keep(watch)
                 except BaseException:  # noqa: BLE001 - (cannot fail: the close checks passed before)
                     pass
             return failure
         finally:
             del failure  # (no cycle through this frame: its traceback reaches it)
     if isinstance(exc, GeneratorExit):
-        record = job._record
         try:
-            thread = be._close_checks(record)
+            closing = be.begin_close(job)
         except BaseException:  # noqa: BLE001 - another thread (a collection): its handle's death defers it
             return None
-        # (the collector may have cleared the handle's weak reference already)
-        record.handle = job
-        be._cancel_quietly(thread, record, f"a job whose {shell.driver} coroutine was closed", watch)
+        closing.without_waiting(f"a job whose {shell.driver} coroutine was closed", watch)
         return None
     return _blocking.give_up(backend, job, watch, timeout)
 
@@ -233,10 +234,8 @@ async def unwind(
     """
     if timeout is None:
         timeout = _blocking.DEFAULT_CLOSE_TIMEOUT
-    be: Any = backend
-    record = job._record
     try:
-        thread = be._close_checks(record)
+        closing = cast("BackendBase", backend).begin_close(job)
     except BaseException as exc:  # noqa: BLE001 - handed to the caller
         return exc
     deadline = shell.now() + timeout
@@ -244,7 +243,7 @@ async def unwind(
     backoff = Backoff()
     try:
         while True:
-            if be._cancel_step(thread, record, job):
+            if closing.step():
                 return None
             action = watch.after_pause()
             if shell.now() >= deadline:
@@ -260,9 +259,9 @@ async def unwind(
                     break  # (a wait that ran to the deadline: a loop's clock may round its timer early)
             watch.before_resume()
     except BaseException as exc:  # noqa: BLE001 - handed to the caller
-        be._cancel_abort(thread, record)
+        closing.abort()
         return exc
-    be._cancel_abort(thread, record)
+    closing.abort()
     # made, not raised: no traceback, so no frame of the close (nor its callers' locals,
     # the driver's context among them) stays reachable from the report
     return AsyncError(stuck_message(timeout, "kept"))

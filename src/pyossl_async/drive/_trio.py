@@ -1,6 +1,6 @@
 """The trio shell: ``await pyossl_async.trio.run_job(func, args)``.
 
-The same drive loop as the asyncio shell, on :class:`~._core.PauseWatch`'s
+The same drive loop as the asyncio shell, on :class:`~pyossl_async._wait.watch.PauseWatch`'s
 decisions, with trio's primitives:
 
 * Waits: trio lets one task at a time wait for an fd to be readable, and jobs
@@ -16,7 +16,7 @@ decisions, with trio's primitives:
   C code needs, under a shielded scope bounded by ``close_timeout``; then
   ``trio.Cancelled`` propagates as trio expects. A job that does not get back to
   Python in time is reported once (``sys.unraisablehook``) and kept by the
-  library (:mod:`._keeper`).
+  library (``backends/_keeper.py``).
 * ``timeout=``: past it the job is closed and ``TimeoutError`` is raised.
 * ``NO_JOBS`` from a full pool waits until another job this module runs in the
   same trio run finishes; with no such job in flight it raises ``AsyncError``.
@@ -36,9 +36,10 @@ import trio
 from .._errors import AsyncError
 from .._protocol import BackendArg, WaitCtx
 from .._unraisable import report_unraisable
+from .._wait.notify import Notifier, notifier
+from .._wait.watch import check_timeout, poll_readable
 from ._async import AsyncWatch, Shell, drive
-from ._core import check_timeout, poll_readable, resolve
-from ._notify import Notifier, notifier
+from ._core import resolve
 
 __all__ = ["run_job"]
 

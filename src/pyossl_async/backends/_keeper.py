@@ -39,11 +39,11 @@ from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Set, Tuple
 
 from .._protocol import Job, WaitCtx
 from .._unraisable import report_unraisable
-from ._blocking import BlockingWatch, callback_runs_python
-from ._core import RESUME, RETRY, WAIT, PauseWatch
+from .._wait.blocking import BlockingWatch, callback_runs_python
+from .._wait.watch import RESUME, RETRY, WAIT, PauseWatch
 
 if TYPE_CHECKING:
-    from ..backends._base import BackendBase, JobRecord, ThreadJobs
+    from ._base import BackendBase, JobRecord, ThreadJobs
 
 __all__ = ["Kept", "KeptWatch", "keep", "release", "unwind_or_keep", "wait_for_kept"]
 
