@@ -21,6 +21,7 @@ resumes it with ``JobCancelled`` pending (awaiting in between), then frees it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Any, Awaitable, Callable, Optional, Tuple
 
@@ -163,8 +164,7 @@ class TLSStream:
         """Write all of ``data`` and flush it to the transport."""
         rest = bytes(data)
         while rest:
-            chunk = rest
-            written: int = await self._drive(lambda: self.connection.write(chunk))
+            written: int = await self._drive(functools.partial(self.connection.write, rest))
             rest = rest[written:]
 
     async def close(self, timeout: float = 5.0) -> None:
@@ -230,7 +230,7 @@ async def serve(
     *,
     notify: str = "callback",
     **kwargs: Any,
-) -> asyncio.AbstractServer:
+) -> asyncio.Server:
     """Accept TCP connections and hand each to ``handler`` as a :class:`TLSStream` (its
     handshake not yet run: ``await stream.handshake()``). The stream is closed when the
     handler returns or raises. ``kwargs`` go to ``asyncio.start_server``."""
