@@ -263,7 +263,7 @@ class BoundSSL:
         self.thread = thread
         self.ssl = ssl
         self.entry = entry
-        self.ts: int = thread.tstates.get()
+        self.ts = 0
         self._current_job = support.current_job
         self.held = c_int64(0)  # (chain) the GIL hand-over cell of this connection
         switch = support.switch
@@ -271,13 +271,17 @@ class BoundSSL:
             block = self.block = switch.block(0)
             base = ctypes.addressof(block)
             block.a[0] = ssl
-            block.bind_ts = self.ts
             a = base + SwitchBlock.a.offset
             self._fn = c_void_p.from_address(base + SwitchBlock.fn.offset)
             self._args = [c_uint64.from_address(a + 8 * i) for i in range(1, 6)]
             self._result = c_int64.from_address(base + SwitchBlock.result.offset)
             self._ref = byref(block)
             self._switch_call = switch.call
+        # taken last, and written to the block in the same breath: an interrupt before
+        # this line leaves nothing behind
+        self.ts = ts = thread.tstates.get()
+        if switch is not None:
+            self.block.bind_ts = ts
 
     def call(self, fn: int, *args: int) -> int:
         thread = self.thread

@@ -100,7 +100,9 @@ class ConnectionCore:
     operation refer to this, never to the :class:`Connection`, so that the
     connection can be collected (and closed) while they wait."""
 
-    def __init__(self, context: Context, sock: Optional[socket.socket], server_hostname: Optional[str]) -> None:
+    def __init__(
+        self, context: Context, sock: Optional[socket.socket], server_hostname: Optional[str], owner: Connection
+    ) -> None:
         support: TLSSupport = context._support
         self.support = support
         lib = self.lib = support.lib
@@ -122,34 +124,42 @@ class ConnectionCore:
         self.pending: Optional[_Pending] = None
         self._wait_ctx: Optional[BorrowedWaitCtx] = None
         self._callback_token = 0
+        self._fns: Dict[str, int] = {}
         self.sock = sock
         self.record = LibsslJobRecord(self, self.thread.ident)
         self.vars = contextvars.copy_context()
         self.vars.run(RUNNING_JOB.set, self.record)
-        ssl = lib.SSL_new(context._ctx)
         self.entry: Optional[Entry] = None
+        self.bound: Optional[BoundSSL] = None
+        self.rbio = self.wbio = 0
+        self.ssl = lib.SSL_new(context._ctx)
         try:
             if context.offloaded:
                 self.entry = Entry(support, self._operate, self._interrupted)
-            self.bound = BoundSSL(support, self.thread, ssl, self.entry)
+            self.bound = BoundSSL(support, self.thread, self.ssl, self.entry)
+            self._set_up(sock, server_hostname)
+            #: closes the core when its Connection is collected (registered last: from here
+            #: on nothing of the core can be lost, wherever an interrupt lands)
+            self.finalizer = weakref.finalize(owner, _finalize, self)
         except BaseException:
-            lib.SSL_free(ssl)
-            if self.entry is not None:
-                self.entry.close()
+            self._abandon()
             raise
-        self.ssl = ssl
-        self._fns: Dict[str, int] = {}
-        call = self.call
-        self.rbio = self.wbio = 0
+
+    def _set_up(self, sock: Optional[socket.socket], server_hostname: Optional[str]) -> None:
+        lib, call = self.lib, self.call
         if sock is None:
-            self.rbio = lib.BIO_new(lib.BIO_s_mem())
-            self.wbio = lib.BIO_new(lib.BIO_s_mem())
-            lib.BIO_ctrl(self.rbio, BIO_C_SET_BUF_MEM_EOF_RETURN, -1, None)
-            lib.BIO_ctrl(self.wbio, BIO_C_SET_BUF_MEM_EOF_RETURN, -1, None)
-            call("SSL_set_bio", self.rbio, self.wbio)  # the SSL object owns them now
-        else:
-            if call("SSL_set_fd", sock.fileno()) != 1:
-                raise TLSError("SSL_set_fd failed", drain_errors(support.crypto))
+            rbio = lib.BIO_new(lib.BIO_s_mem())
+            try:
+                wbio = lib.BIO_new(lib.BIO_s_mem())
+            except BaseException:
+                lib.BIO_free(rbio)
+                raise
+            lib.BIO_ctrl(rbio, BIO_C_SET_BUF_MEM_EOF_RETURN, -1, None)
+            lib.BIO_ctrl(wbio, BIO_C_SET_BUF_MEM_EOF_RETURN, -1, None)
+            self.rbio, self.wbio = rbio, wbio
+            call("SSL_set_bio", rbio, wbio)  # the SSL object owns them now
+        elif call("SSL_set_fd", sock.fileno()) != 1:
+            raise TLSError("SSL_set_fd failed", drain_errors(self.support.crypto))
         if self.server_side:
             call("SSL_set_accept_state")
         else:
@@ -157,8 +167,20 @@ class ConnectionCore:
             if server_hostname:
                 name = ctypes.create_string_buffer(server_hostname.encode("idna"))
                 call("SSL_ctrl", SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, ctypes.addressof(name))
-                if context.verify:
+                if self.context.verify:
                     call("SSL_set1_host", ctypes.addressof(name))
+
+    def _abandon(self) -> None:
+        """The constructor was cut short (an error, an interrupt): free what it took. No
+        I/O has happened, so no libssl job can exist and ``SSL_free`` runs no code of ours."""
+        self.freed = True
+        ssl, self.ssl = self.ssl, 0
+        if ssl:
+            self.lib.SSL_free(ssl)  # with the BIOs, once SSL_set_bio took them
+        if self.bound is not None:
+            self.bound.release()
+        if self.entry is not None and not self.entry.busy:
+            self.entry.close()
 
     # -- calls -------------------------------------------------------------------
 
@@ -167,7 +189,9 @@ class ConnectionCore:
         fn = self._fns.get(name)
         if fn is None:
             fn = self._fns[name] = self.lib.address(name)
-        return self.bound.call(fn, *args)
+        bound = self.bound
+        assert bound is not None
+        return bound.call(fn, *args)
 
     def describe(self) -> str:
         role = "server" if self.server_side else "client"
@@ -380,8 +404,9 @@ class ConnectionCore:
             from .._errors import JobCancelled
 
             raise JobCancelled()
-        if self.entry is not None and (self.entry.used <= 1 or support.native.debug):
-            check_binding(support, self.bound.ts)
+        bound = self.bound
+        if self.entry is not None and bound is not None and (self.entry.used <= 1 or support.native.debug):
+            check_binding(support, bound.ts)
         record.in_job = bool(support.current_job())
         record.state = "running"
         self.key_operations += 1
@@ -430,10 +455,11 @@ class ConnectionCore:
         if self.record.state != "paused" and self.call("SSL_waiting_for_async"):
             from .._errors import JobCancelled
 
+            assert self.bound is not None
             self.armed = self.support.native.async_exc.arm(self.bound.ts, JobCancelled)
 
     def _disarm(self) -> None:
-        if self.armed:
+        if self.armed and self.bound is not None:
             self.armed = False
             self.support.native.async_exc.disarm(self.bound.ts)
 
@@ -483,18 +509,25 @@ class ConnectionCore:
 
     def _free(self) -> None:
         self._disarm()
-        self.freed = True
         token = self._callback_token
         if token:
             _async_callbacks.pop(token, None)
         if self._wait_ctx is not None:
             self._wait_ctx.forget()
-        self.call("SSL_free")
-        self.bound.release()
-        if self.entry is not None:
-            self.entry.close()
-            self.entry = None
         self.pending = None
+        self.freed = True  # (an interrupt from here on leaks, never frees twice)
+        ssl, self.ssl = self.ssl, 0
+        bound = self.bound
+        assert bound is not None
+        try:
+            bound.call(self.lib.address("SSL_free"))
+        finally:
+            bound.ssl = 0
+            bound.release()
+            entry, self.entry = self.entry, None
+            if entry is not None:
+                entry.close()
+        del ssl
 
 
 def _finalize(core: ConnectionCore) -> None:
@@ -531,8 +564,7 @@ class Connection:
 
         if not isinstance(context, Context):
             raise TypeError(f"context must be a tls.Context, not {type(context).__name__}")
-        self._core = core = ConnectionCore(context, sock, server_hostname)
-        self._finalizer = weakref.finalize(self, _finalize, core)
+        self._core = ConnectionCore(context, sock, server_hostname, self)
 
     # the protocol
     def do_handshake(self) -> Want:
@@ -636,7 +668,8 @@ class Connection:
     def close(self) -> None:
         """Free the connection, driving a paused job to its end first."""
         self._core.close()
-        self._finalizer.detach()
+        if self._core.freed:
+            self._core.finalizer.detach()
 
     def __enter__(self) -> Connection:
         return self

@@ -136,18 +136,16 @@ class _Refusal:
 
     def __init__(self) -> None:
         self.scratch = ctypes.create_string_buffer(ARG_BYTES)
-        minus1 = map(operator.itemgetter(1), zip(refusals, itertools.repeat(_MINUS1)))
         # __index__ returns the refusal's runner, (-1).__index__, having advanced the counter
-        refuse = type(
-            "_Refused",
-            (),
-            {
-                "__slots__": (),
-                "__init__": staticmethod(functools.partial(ARGS_EC.pack_into, self.scratch, 0, 0)),
-                "__index__": property(functools.partial(next, minus1)),
-            },
-        )
-        self.rsa_sign = self.rsa_decrypt = self.ec_sign = refuse
+        minus1 = map(operator.itemgetter(1), zip(refusals, itertools.repeat(_MINUS1)))
+        index = property(functools.partial(next, minus1))
+
+        def refusal(fmt: struct.Struct) -> type:
+            init = staticmethod(functools.partial(fmt.pack_into, self.scratch, 0, 0))
+            return type("_Refused", (), {"__slots__": (), "__init__": init, "__index__": index})
+
+        self.rsa_sign = self.rsa_decrypt = refusal(ARGS_RSA)
+        self.ec_sign = refusal(ARGS_EC)
 
 
 REFUSAL = _Refusal()
