@@ -114,12 +114,14 @@ class Ops:
         return result
 
     def fd_op(self, op: tls.KeyOperation) -> bytes:
-        """Wait for an fd of our own that another thread makes readable."""
+        """Wait for an fd of our own that another thread makes readable (pausing once first,
+        so that the operation pauses whatever the timer does)."""
         token = mine = random.getrandbits(60)
         r, w = os.pipe()
         try:
             timer = threading.Timer(0.002, os.write, (w, b"x"))
             timer.start()
+            pa.pause_job()
             paused = pa.wait_for_fd(r)
             os.read(r, 1)
             timer.join()
@@ -241,7 +243,7 @@ def interleave(args: argparse.Namespace) -> Dict[str, Any]:
     operation = getattr(ops, args.op)
     sctx = server_context(operation, kind=args.key)
     cctx = client_context()
-    notify = args.wait == "callback"
+    notify = args.wait == "callback"  # (else: the fds)
     fds_before = open_fds()
     results: List[Dict[str, Any]] = []
     total_resumes = 0
@@ -256,9 +258,7 @@ def interleave(args: argparse.Namespace) -> Dict[str, Any]:
         sessions = [session(s, c, b"line %d %d\n" % (round_, i), stats[i]) for i, (s, c) in enumerate(pairs)]
         total_resumes += schedule(sessions, args.order, flags, seed=round_)
         for (s, c), st in zip(pairs, stats):
-            assert st["key_ops"] == 1, st
-            if args.op != "fd_op":
-                assert st["pauses"] >= 1, st
+            assert st["key_ops"] == 1 and st["pauses"] >= 1, st
             s.close()
             c.close()
         results.extend(stats)
@@ -764,8 +764,144 @@ def decrypt(args: argparse.Namespace) -> Dict[str, Any]:
     return {"seen": seen}
 
 
+def aio(args: argparse.Namespace) -> Dict[str, Any]:
+    """The asyncio server against Python's ssl clients and ours, many at once, with a port
+    probe, our own jobs paused on the same loop, and a handshake cut off while its job waits."""
+    import asyncio
+    import ssl
+    import tempfile
+
+    from pyossl_async import aio as pa_aio
+    from pyossl_async.tls import aio as tls_aio
+
+    ops = Ops()
+    k = key(args.key)
+    cert = tls.Certificate.self_signed(k)
+    never: "concurrent.futures.Future[bytes]" = concurrent.futures.Future()
+    stuck: List[str] = []
+
+    def operation(op: tls.KeyOperation) -> bytes:
+        if op.key is stuck_key:
+            try:
+                return pa.await_future(never)
+            except pa.JobCancelled:
+                stuck.append("JobCancelled")
+                raise
+        return getattr(ops, args.op)(op)
+
+    offloaded = tls.OffloadedRSAKey(k, operation) if args.key == "rsa" else tls.OffloadedECKey(k, operation)
+    stuck_key = tls.OffloadedRSAKey(key("rsa"), operation)
+    sctx = tls.Context(True)
+    sctx.use_certificate(cert)
+    sctx.use_private_key(offloaded)
+    stuck_ctx = tls.Context(True)
+    stuck_ctx.use_certificate(tls.Certificate.self_signed(key("rsa")))
+    stuck_ctx.use_private_key(stuck_key)
+    stats: List[Dict[str, Any]] = []
+    probes: List[str] = []
+    handlers: List["asyncio.Task[Any]"] = []
+
+    async def handler(stream: tls_aio.TLSStream) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.append(task)
+        try:
+            await stream.handshake()
+        except tls.TLSEOFError:
+            probes.append("probe")
+            return
+        stats.append({"version": stream.version, "key_ops": stream.key_operations, "pauses": stream.pauses})
+        while True:
+            line = await stream.readline()
+            if not line:
+                return
+            await stream.write(line)
+
+    async def our_job_loop() -> int:
+        def job(arg: Any) -> int:
+            total = 0
+            for i in range(3):
+                total += pa.await_future(ops.pool.submit(lambda x: x * 2, i))
+            return total
+
+        results = await asyncio.gather(*[pa_aio.run_job(job, backend="openssl") for _ in range(args.n)])
+        return sum(results)
+
+    async def main() -> Dict[str, Any]:
+        server = await tls_aio.serve(sctx, handler, "127.0.0.1", 0, notify=args.wait)
+        stuck_server = await tls_aio.serve(stuck_ctx, handler, "127.0.0.1", 0, notify=args.wait)
+        port = server.sockets[0].getsockname()[1]
+        with tempfile.TemporaryDirectory() as tmp:
+            cafile = os.path.join(tmp, "ca.pem")
+            with open(cafile, "wb") as f:
+                f.write(cert.to_pem())
+
+            async def python_client(i: int) -> bytes:
+                ctx = ssl.create_default_context(cafile=cafile)
+                ctx.maximum_version = ssl.TLSVersion.TLSv1_3 if i % 2 else ssl.TLSVersion.TLSv1_2
+                reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="localhost")
+                writer.write(b"python %d\n" % i)
+                line = await reader.readline()
+                writer.close()
+                return line
+
+            async def our_client(i: int) -> bytes:
+                ctx = tls.Context(False, cafile=cafile, async_mode=False)
+                stream = await tls_aio.connect("127.0.0.1", port, ctx, server_hostname="localhost", notify=args.wait)
+                await stream.write(b"ours %d\n" % i)
+                line = await stream.readline()
+                await stream.close()
+                return line
+
+            async def probe() -> None:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+
+            async def cut_off() -> None:
+                ctx = ssl.create_default_context(cafile=cafile)
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                stuck_port = stuck_server.sockets[0].getsockname()[1]
+                try:
+                    await asyncio.wait_for(asyncio.open_connection("127.0.0.1", stuck_port, ssl=ctx), 0.5)
+                except (asyncio.TimeoutError, OSError):
+                    pass
+
+            lines = await asyncio.gather(
+                *[python_client(i) for i in range(args.n)],
+                *[our_client(i) for i in range(args.n)],
+                probe(),
+                our_job_loop(),
+                cut_off(),
+            )
+        expected = [b"python %d\n" % i for i in range(args.n)] + [b"ours %d\n" % i for i in range(args.n)]
+        assert list(lines[: 2 * args.n]) == expected, lines
+        assert lines[2 * args.n + 1] == args.n * (0 + 2 + 4)
+        server.close()
+        stuck_server.close()
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        await server.wait_closed()
+        await stuck_server.wait_closed()
+        return {"handshakes": len(stats), "probes": len(probes), "stuck": stuck}
+
+    out = asyncio.run(main())
+    ops.close()
+    assert out["handshakes"] == 2 * args.n, out
+    assert out["probes"] >= 1, out
+    assert all(st["key_ops"] == 1 and st["pauses"] >= 1 for st in stats), stats
+    assert stuck == ["JobCancelled"], stuck
+    gc.collect()
+    balance = thread_state_balance()
+    assert balance["created"] == balance["free"], balance
+    out["versions"] = sorted({st["version"] for st in stats})
+    return out
+
+
 SCENARIOS = {
-    f.__name__: f for f in (interleave, records, unbound, failures, ctrl_c, threads, coexist, teardown, deep, decrypt)
+    f.__name__: f
+    for f in (interleave, records, unbound, failures, ctrl_c, threads, coexist, teardown, deep, decrypt, aio)
 }
 
 
@@ -776,7 +912,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--order", choices=("fifo", "reverse", "random"), default="random")
     parser.add_argument("--op", choices=("pause", "pool_op", "fd_op", "mixed"), default="mixed")
-    parser.add_argument("--wait", choices=("fds", "callback"), default="fds")
+    parser.add_argument("--wait", choices=("fd", "callback"), default="fd")
     parser.add_argument("--key", choices=("rsa", "ec"), default="rsa")
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--depth", type=int, default=800)

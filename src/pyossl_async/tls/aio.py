@@ -233,7 +233,8 @@ async def serve(
 ) -> asyncio.Server:
     """Accept TCP connections and hand each to ``handler`` as a :class:`TLSStream` (its
     handshake not yet run: ``await stream.handshake()``). The stream is closed when the
-    handler returns or raises. ``kwargs`` go to ``asyncio.start_server``."""
+    handler returns, raises or is cancelled (a paused job is driven to its end first).
+    ``kwargs`` go to ``asyncio.start_server``."""
     if not context.server_side:
         raise ValueError("serve() needs a server-side tls.Context")
 
@@ -241,6 +242,8 @@ async def serve(
         stream = TLSStream(Connection(context), reader, writer, notify=notify)
         try:
             await handler(stream)
+        except asyncio.CancelledError:
+            pass  # the server is shutting down: nobody awaits this task (asyncio would log it)
         finally:
             await stream.close()
 
