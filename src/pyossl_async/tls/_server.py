@@ -182,12 +182,11 @@ class _Server:
             if task is not None:
                 self.sessions.discard(task)
 
-    async def main(self) -> int:
+    async def main(self, ctx: Any) -> int:
         from .. import tls
         from . import aio
 
         self.enough = asyncio.Event()
-        ctx = self.context()
         args = self.args
         try:
             server = await aio.serve(ctx, self.session, args.host, args.port, notify=args.notify)
@@ -228,7 +227,8 @@ def run_server(args: argparse.Namespace) -> int:
     except BackendUnavailable as exc:
         raise CliError(str(exc)) from None
     try:
-        return asyncio.run(server.main())
+        ctx = server.context()  # (the key generation too) before the loop runs
+        return asyncio.run(server.main(ctx))
     except KeyboardInterrupt:
         print("tls-server: interrupted", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
