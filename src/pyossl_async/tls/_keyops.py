@@ -269,7 +269,8 @@ class Entry:
         """Run operations as they come: resumed at a ``yield`` inside a ``try`` (so an
         exception from a signal handler lands here, never in ctypes), each run
         yields the C result. Nested twice: a second signal inside the first handler
-        does not end it either."""
+        does not end it either. It ends when closed (``GeneratorExit``), also when a
+        signal handler's exception lands in the middle of that close."""
         result: Optional[int] = None
         while True:
             try:
@@ -286,12 +287,16 @@ class Entry:
                     except GeneratorExit:
                         raise
                     except BaseException as exc:  # noqa: BLE001 - never unwind into C
+                        if isinstance(exc.__context__, GeneratorExit):
+                            return
                         result = -1
                         self.cell[0] = -1
                         self._interrupted(exc)
             except GeneratorExit:
                 return
-            except BaseException:  # noqa: BLE001 - never unwind into C
+            except BaseException as exc:  # noqa: BLE001 - never unwind into C
+                if isinstance(exc.__context__, GeneratorExit):
+                    return
                 result = -1
                 self.cell[0] = -1
 

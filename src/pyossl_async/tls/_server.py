@@ -200,11 +200,15 @@ class _Server:
             file=sys.stderr,
             flush=True,
         )
+        graceful = False
         try:
             await self.enough.wait()
+            graceful = True
         finally:
+            # enough handshakes: the sessions still open get GRACE_SECONDS to end; on Ctrl-C
+            # (the main task cancelled) they are cancelled at once
             server.close()
-            if self.sessions:
+            if graceful and self.sessions:
                 await asyncio.wait(set(self.sessions), timeout=GRACE_SECONDS)
             for task in list(self.sessions):
                 task.cancel()
