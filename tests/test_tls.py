@@ -263,3 +263,41 @@ def test_a_handshake_over_a_socket(tls: Any, rsa: Any) -> None:
     t.join()
     a.close()
     assert result["echo"] == b"over a socket\n"
+
+
+@pytest.mark.subprocess
+def test_a_forked_child_refuses_the_parents_connections_and_makes_its_own() -> None:
+    from .conftest import run_isolated
+
+    proc = run_isolated(
+        """
+        import os, gc
+        from pyossl_async import tls
+        key = tls.PrivateKey.generate_rsa(2048)
+        sctx = tls.Context(True)
+        sctx.use_certificate(tls.Certificate.self_signed(key))
+        sctx.use_private_key(tls.OffloadedRSAKey(key, lambda op: op.compute()))
+        cctx = tls.Context(False, async_mode=False)
+        before = tls.Connection(sctx)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                before.do_handshake()
+                print("not refused")
+            except Exception as exc:
+                print(type(exc).__name__, exc)
+            s, c = tls.Connection(sctx), tls.Connection(cctx)
+            for _ in range(10):
+                wc = c.do_handshake(); s.feed(c.take()); ws = s.do_handshake(); c.feed(s.take())
+            print("child", s.version, s.key_operations)
+            s.close(); c.close(); before.close(); del before; gc.collect()
+            os._exit(0)
+        os.waitpid(pid, 0)
+        before.close()
+        print("parent", before.closed)
+        """
+    )
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "JobStateError a TLS connection made before fork() cannot be used in the child"
+    assert lines[1:] == ["child TLSv1.3 1", "parent True"], proc.stdout + proc.stderr
+    assert "Exception ignored" not in proc.stderr, proc.stderr

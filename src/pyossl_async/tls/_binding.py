@@ -240,7 +240,7 @@ def _idle_entry(support: TLSSupport) -> Entry:
 def _after_fork_in_child() -> None:
     """Thread states and jobs of the parent are not the child's: start afresh."""
     for thread in list(_threads.values()):
-        thread.closed = True
+        thread.closed = True  # (CPython deleted their thread states: see BoundSSL.call)
         thread.tstates.forget()
     _threads.clear()
     _current.clear()
@@ -286,7 +286,9 @@ class BoundSSL:
     def call(self, fn: int, *args: int) -> int:
         thread = self.thread
         ident = _get_ident()
-        if thread.ident != ident:
+        if thread.ident != ident or thread.closed:
+            if thread.closed and thread.pid != os.getpid():
+                raise JobStateError("a TLS connection made before fork() cannot be used in the child")
             raise JobStateError("a TLS connection is used only on the OS thread that made it")
         if thread.allocator is not None:
             thread.check_allocator()

@@ -429,6 +429,11 @@ class ConnectionCore:
         """Drive a paused job to its end, then free everything (see the module docstring)."""
         if self.freed or self.leaked:
             return
+        if self.thread.closed:
+            # its thread has gone, or this is a child forked after it was made: nothing
+            # of it can be called here (its thread state may not exist); left as it is
+            self.leaked = True
+            return
         if self.thread.ident != _get_ident():
             self.defer_close()
             return
@@ -443,7 +448,11 @@ class ConnectionCore:
 
     def defer_close(self) -> None:
         """Have the connection's own thread close it at its next TLS call."""
-        if not (self.freed or self.leaked) and not self.thread.closed:
+        if self.freed or self.leaked:
+            return
+        if self.thread.closed:
+            self.leaked = True  # (see close)
+        else:
             self.thread.pending.append(self.close)
 
     def cancel(self) -> None:
@@ -536,7 +545,9 @@ def _finalize(core: ConnectionCore) -> None:
     if sys.is_finalizing() or core.freed or core.leaked:
         return
     try:
-        if core.thread.ident == _get_ident() and not core.support.current_job():
+        if core.thread.closed:
+            core.leaked = True
+        elif core.thread.ident == _get_ident() and not core.support.current_job():
             core.close()
         else:
             core.defer_close()
