@@ -136,6 +136,8 @@ class TLSThread:
         self.verified = 0
         #: the entry for key operations made on this thread outside any connection
         self.idle: Optional[Entry] = None
+        #: entries of closed connections, for the next ones (LIFO)
+        self.entries: List[Entry] = []
         self.allocator = native.openssl_stacks.arm() if native.openssl_stacks is not None else None
         self.pid = os.getpid()
         self.closed = False
@@ -155,6 +157,23 @@ class TLSThread:
         if allocator is not None and allocator.interrupt is not None:
             exc, allocator.interrupt = allocator.interrupt, None
             raise exc
+
+    def take_entry(self, operate: Callable[[Entry, bytes], int], interrupted: Callable[[BaseException], None]) -> Entry:
+        """An entry for a new connection: a pooled one, or a new one."""
+        while self.entries:
+            entry = self.entries.pop()
+            if entry.alive and not entry.busy:
+                entry.rebind(operate, interrupted)
+                return entry
+        return Entry(self.support, operate, interrupted)
+
+    def give_entry(self, entry: Entry) -> None:
+        """A closed connection's entry (no operation in progress) goes back to the pool."""
+        entry.rebind(*_keyops.UNOWNED)
+        if self.closed or not entry.alive:
+            entry.close()
+        else:
+            self.entries.append(entry)
 
     def drain_pending(self) -> None:
         """Close the connections whose close was left to this thread."""
@@ -180,6 +199,8 @@ class TLSThread:
             self.pending.clear()
         if self.idle is not None and not self.idle.busy:
             self.idle.close()
+        while self.entries:
+            self.entries.pop().close()
         self.tstates.close()
         if self.chain is not None:
             self.chain.close()

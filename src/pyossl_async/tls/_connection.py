@@ -135,7 +135,7 @@ class ConnectionCore:
         self.ssl = lib.SSL_new(context._ctx)
         try:
             if context.offloaded:
-                self.entry = Entry(support, self._operate, self._interrupted)
+                self.entry = self.thread.take_entry(self._operate, self._interrupted)
             self.bound = BoundSSL(support, self.thread, self.ssl, self.entry)
             self._set_up(sock, server_hostname)
             #: closes the core when its Connection is collected (registered last: from here
@@ -179,8 +179,9 @@ class ConnectionCore:
             self.lib.SSL_free(ssl)  # with the BIOs, once SSL_set_bio took them
         if self.bound is not None:
             self.bound.release()
-        if self.entry is not None and not self.entry.busy:
-            self.entry.close()
+        entry, self.entry = self.entry, None
+        if entry is not None and not entry.busy:
+            self.thread.give_entry(entry)
 
     # -- calls -------------------------------------------------------------------
 
@@ -535,7 +536,7 @@ class ConnectionCore:
             bound.release()
             entry, self.entry = self.entry, None
             if entry is not None:
-                entry.close()
+                self.thread.give_entry(entry)
         del ssl
 
 

@@ -36,10 +36,10 @@ until Python code is inside a ``try``:
     the generator resumes at a ``yield`` inside its ``try`` and yields the result;
   - elsewhere (OpenSSL 3.0/3.1: a 32 KiB fibre with no guard page, where a
     realistic offload callback was measured at 55 KiB) the runner is
-    ``swapcontext`` onto the entry's own guarded stack (a *hop unit*), where a C
-    callback resumes the generator; the generator leaves the result in a cell,
-    and the ``swapcontext`` binding's ``restype`` (``partial(getitem, cell)``)
-    reads it once the hop has come back.
+    ``makecontext`` then ``swapcontext`` onto the entry's own guarded stack (a
+    *hop unit*), where a C callback resumes the generator; the generator leaves
+    the result in a cell, and the ``swapcontext`` binding's ``restype``
+    (``partial(getitem, cell)``) reads it once the hop has come back.
 
 An operation that pauses (``pa.await_future`` inside a bound libssl job) pauses
 on the stack it runs on: the entry's hop stack or libssl's fibre stack, both
@@ -75,6 +75,7 @@ __all__ = [
     "callbacks",
     "current_entries",
     "refused_count",
+    "unowned",
 ]
 
 #: what an entry's buffer holds first: which callback was called
@@ -110,22 +111,32 @@ def current_entries() -> Dict[int, Any]:
     return _current
 
 
+def unowned(entry: Entry, raw: bytes) -> int:
+    """What a pooled entry runs should anything call it before its next owner: a refusal."""
+    return -1
+
+
+def _ignore(exc: BaseException) -> None:
+    pass
+
+
 def refused_count() -> int:
     """How many key operations were refused so far in this process."""
     # read from its repr, ``count(N)``: ``next`` would advance it
     return int(repr(refusals)[len("count(") : -1])
 
 
-def _make_class(name: str, fmt: struct.Struct, buffer: Any, kind: int, runner: Callable[[], int]) -> type:
+def _make_class(name: str, fmt: struct.Struct, buffer: Any, kind: int, index: Callable[[Any], Any]) -> type:
     """A class that ctypes calls with a callback's C arguments: ``__init__`` stores them in
-    ``buffer`` after ``kind``, ``__index__`` (the C result) calls ``runner``. C only."""
+    ``buffer`` after ``kind``; ``__index__`` (the C result) is a property whose getter,
+    ``index``, returns the callable that runs the operation and returns its result. C only."""
     return type(
         name,
         (),
         {
             "__slots__": (),
             "__init__": staticmethod(functools.partial(fmt.pack_into, buffer, 0, kind)),
-            "__index__": property(functools.partial(next, itertools.repeat(runner))),
+            "__index__": property(index),
         },
     )
 
@@ -193,12 +204,17 @@ def callbacks() -> KeyOpCallbacks:
 class HopUnit:
     """A guarded stack of ours that an operation hops onto from libssl's small fibre.
 
-    ``hop()`` is ``swapcontext(back, start)`` (ctypes, releasing the GIL): ``start``
-    runs ``entry`` (a C callback resuming the generator) on our stack and, when it
-    returns, continues at ``back`` (its ``uc_link``), so ``hop`` returns; its
-    ``restype`` then reads the result from ``cell``. ``makecontext``'s return slot
-    is spent by each run, so the generator puts it back (``rearm``) while it runs,
-    before its entry returns.
+    ``index`` is the ``__index__`` getter of the entry's classes, C only:
+    ``next(iter(remake, NEVER))`` calls ``makecontext(start, entry, 0)`` (which
+    writes the return slot a previous run spent, so every run starts the same),
+    and its ``restype`` returns the *hop*, ``swapcontext(back, start)``, which
+    ``__index__`` then calls (ctypes releases the GIL). ``start`` runs ``entry``
+    (a C callback resuming the generator) on our stack and, when it returns,
+    continues at ``back`` (its ``uc_link``), so the hop returns; its ``restype``
+    reads the result from ``cell``. No Python code runs on libssl's fibre, and
+    none is needed for the context to be right at the next hop: whatever an
+    interrupt did to the previous run, glibc's ``__start_context`` cannot find a
+    spent return slot (it would ``exit(0)`` the process).
     """
 
     def __init__(self, support: TLSSupport, resume: Callable[..., Any], cell: List[int]) -> None:
@@ -207,18 +223,28 @@ class HopUnit:
         self.back = UContext(native.libc, native.abi)
         self.start = UContext(native.libc, native.abi)
         self.entry = _HOP_ENTRY(resume)
-        self.start.make(self.stack.base, self.stack.size, self.back, address_of(self.entry))
-        self._slot, self._value = self.start.rearm_pair()
+        entry_address = address_of(self.entry)
+        self.start.make(self.stack.base, self.stack.size, self.back, entry_address)
         libc = native.libc.dll
-        swap = type(libc.swapcontext)(("swapcontext", libc))  # our own binding: restype below
+        funcptr = type(libc.swapcontext)
+        swap = funcptr(("swapcontext", libc))  # bindings of our own: their restypes below
         swap.restype = functools.partial(operator.getitem, cell)
-        self.hop: Callable[[], int] = functools.partial(swap, self.back.buffer, self.start.buffer)
-
-    def rearm(self) -> None:
-        self._slot.value = self._value
+        hop = functools.partial(swap, self.back.buffer, self.start.buffer)
+        remake = funcptr(("makecontext", libc))  # (variadic: no argtypes; returns void)
+        remake.restype = functools.partial(next, itertools.repeat(hop))
+        again = functools.partial(remake, self.start.buffer, ctypes.c_void_p(entry_address), c_int(0))
+        self.index: Callable[[Any], Any] = functools.partial(next, iter(again, _NEVER))
 
     def close(self) -> None:
         self.stack.close()
+
+
+#: ``iter(callable, sentinel)``'s sentinel: never what the callable returns
+_NEVER = object()
+
+
+#: what a pooled entry's callbacks are between owners
+UNOWNED = (unowned, _ignore)
 
 
 class Entry:
@@ -243,16 +269,17 @@ class Entry:
         next(generator)
         self.generator = generator
         self.unit: Optional[HopUnit] = None
-        runner: Callable[[], int]
+        index: Callable[[Any], Any]
         if support.nested:
             self.unit = HopUnit(support, functools.partial(next, generator, None), self.cell)
-            runner = self.unit.hop
+            index = self.unit.index
         else:
-            runner = functools.partial(next, generator, -1)  # -1 should the generator have ended
+            run = functools.partial(next, generator, -1)  # -1 should the generator have ended
+            index = functools.partial(next, itertools.repeat(run))
         buf = self.args
-        self.rsa_sign = _make_class("_RSASign", ARGS_RSA, buf, KIND_RSA_SIGN, runner)
-        self.rsa_decrypt = _make_class("_RSADecrypt", ARGS_RSA, buf, KIND_RSA_DECRYPT, runner)
-        self.ec_sign = _make_class("_ECSign", ARGS_EC, buf, KIND_EC_SIGN, runner)
+        self.rsa_sign = _make_class("_RSASign", ARGS_RSA, buf, KIND_RSA_SIGN, index)
+        self.rsa_decrypt = _make_class("_RSADecrypt", ARGS_RSA, buf, KIND_RSA_DECRYPT, index)
+        self.ec_sign = _make_class("_ECSign", ARGS_EC, buf, KIND_EC_SIGN, index)
         #: the entry has run its first operation (its binding is verified then)
         self.used = 0
 
@@ -280,8 +307,6 @@ class Entry:
                             yield result
                             result = -1
                             self.cell[0] = -1
-                            if self.unit is not None:
-                                self.unit.rearm()
                             result = self._step()
                             self.cell[0] = result
                     except GeneratorExit:
@@ -313,6 +338,11 @@ class Entry:
                 _current.pop(ident, None)
             else:
                 _current[ident] = saved
+
+    def rebind(self, operate: Callable[[Entry, bytes], int], interrupted: Callable[[BaseException], None]) -> None:
+        """Serve another owner (entries are pooled per thread: a hop stack is an mmap)."""
+        self._operate = operate
+        self._interrupted = interrupted
 
     def close(self) -> None:
         """Free the hop stack; only when no operation is in progress."""
