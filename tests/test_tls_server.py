@@ -59,7 +59,8 @@ class Server:
         )
         self.err: "queue.Queue[str]" = queue.Queue()
         self.err_lines: List[str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
+        self.pump = threading.Thread(target=self._pump, daemon=True)
+        self.pump.start()
         self.port = self._listening()
 
     def _pump(self) -> None:
@@ -80,12 +81,15 @@ class Server:
 
     def finish(self) -> Tuple[int, List[Dict[str, Any]], str]:
         """Wait for the exit; (status, the JSON records, stderr)."""
+        assert self.proc.stdout is not None
         try:
-            out, _ = self.proc.communicate(timeout=TIMEOUT)
+            self.proc.wait(timeout=TIMEOUT)  # (stderr is the pump thread's: communicate would read it too)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, _ = self.proc.communicate()
+            self.proc.wait()
             raise AssertionError(f"the server did not exit; stderr: {''.join(self.err_lines)}") from None
+        out = self.proc.stdout.read()
+        self.pump.join(TIMEOUT)
         while not self.err.empty():
             self.err_lines.append(self.err.get())
         records = [json.loads(line) for line in out.splitlines() if line.strip()]
