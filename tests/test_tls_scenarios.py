@@ -33,8 +33,11 @@ def _needs_jobs() -> None:
         pytest.skip("the openssl backend cannot run jobs here")
 
 
-def scenario(name: str, *options: str, env: Optional[Dict[str, str]] = None, malloc_debug: bool = False) -> Any:
-    """Run ``tls_scenarios.py name options`` in a child with ``-X dev``; its JSON line."""
+def scenario(
+    name: str, *options: str, env: Optional[Dict[str, str]] = None, malloc_debug: bool = False, last: bool = True
+) -> Any:
+    """Run ``tls_scenarios.py name options`` in a child with ``-X dev``; its JSON line (the
+    last line of its output, or with ``last=False`` every line after it too)."""
     child_env = dict(env or {})
     if malloc_debug:
         child_env["PYTHONMALLOC"] = "debug"
@@ -47,7 +50,11 @@ def scenario(name: str, *options: str, env: Optional[Dict[str, str]] = None, mal
     proc = run_isolated(code, env=child_env, args=("-X", "dev"), timeout=600)
     assert "Exception ignored" not in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    lines = proc.stdout.strip().splitlines()
+    if last:
+        return json.loads(lines[-1])
+    start = next(i for i, line in enumerate(lines) if line.startswith("{"))
+    return json.loads(lines[start]), lines[start + 1 :]
 
 
 @pytest.mark.subprocess
@@ -151,3 +158,10 @@ def test_the_asyncio_server_with_many_clients_at_once(wait: str) -> None:
     assert out["handshakes"] == 20 and out["probes"] >= 1
     assert out["versions"] == ["TLSv1.2", "TLSv1.3"]
     assert out["stuck"] == ["JobCancelled"]
+
+
+@pytest.mark.subprocess
+def test_a_connection_left_paused_at_exit_is_driven_to_its_end() -> None:
+    out, after = scenario("at_exit", last=False)
+    assert out == {"paused": True}
+    assert after == ["cancelled at exit"]

@@ -899,9 +899,32 @@ def aio(args: argparse.Namespace) -> Dict[str, Any]:
     return out
 
 
+_left: List[Any] = []
+
+
+def at_exit(args: argparse.Namespace) -> Dict[str, Any]:
+    """A connection left paused when the interpreter exits: its job is driven to its end
+    (the operation gets JobCancelled, and prints so after the JSON line)."""
+
+    def op(o: tls.KeyOperation) -> bytes:
+        try:
+            pa.pause_job()
+        except pa.JobCancelled:
+            print("cancelled at exit", flush=True)
+            raise
+        return o.compute()
+
+    s, c = tls.Connection(server_context(op)), tls.Connection(client_context())
+    sess = session(s, c, b"x\n", {})
+    while not s.waiting_for_async:
+        next(sess)
+    _left.extend((s, c, sess))
+    return {"paused": s.waiting_for_async}
+
+
 SCENARIOS = {
     f.__name__: f
-    for f in (interleave, records, unbound, failures, ctrl_c, threads, coexist, teardown, deep, decrypt, aio)
+    for f in (interleave, records, unbound, failures, ctrl_c, threads, coexist, teardown, deep, decrypt, aio, at_exit)
 }
 
 

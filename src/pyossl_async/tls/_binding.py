@@ -29,14 +29,16 @@ threads (done here at the thread's next call).
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import functools
 import os
 import sys
 import threading
 import warnings
+import weakref
 from ctypes import byref, c_int64, c_uint64, c_void_p
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from .._errors import AsyncError, JobStateError
 from .._native._ffi import FfiCall
@@ -138,6 +140,8 @@ class TLSThread:
         self.idle: Optional[Entry] = None
         #: entries of closed connections, for the next ones (LIFO)
         self.entries: List[Entry] = []
+        #: this thread's connections (their cores), closed at exit if it is the main thread
+        self.cores: "weakref.WeakSet[Any]" = weakref.WeakSet()
         self.allocator = native.openssl_stacks.arm() if native.openssl_stacks is not None else None
         self.pid = os.getpid()
         self.closed = False
@@ -269,6 +273,24 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _close_at_exit() -> None:
+    """Interpreter exit: drive the main thread's paused libssl jobs to their end, as the
+    backend does with its jobs (a key operation paused there gets ``JobCancelled``);
+    CPython would otherwise clear their thread states under their frames."""
+    main = threading.main_thread().ident
+    thread = _threads.get(main) if main is not None else None
+    if thread is None or thread.closed or _get_ident() != main:
+        return
+    for core in list(thread.cores):
+        try:
+            core.close()
+        except BaseException as exc:  # noqa: BLE001 - exiting: report and go on
+            report_unraisable(exc, "Exception while closing a TLS connection at exit")
+
+
+atexit.register(_close_at_exit)
 
 
 class BoundSSL:

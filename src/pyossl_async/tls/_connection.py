@@ -141,6 +141,7 @@ class ConnectionCore:
             #: closes the core when its Connection is collected (registered last: from here
             #: on nothing of the core can be lost, wherever an interrupt lands)
             self.finalizer = weakref.finalize(owner, _finalize, self)
+            self.thread.cores.add(self)
         except BaseException:
             self._abandon()
             raise
