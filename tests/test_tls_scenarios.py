@@ -65,6 +65,7 @@ def scenario(
         ("reverse", "pause", "callback", "rsa"),
         ("fifo", "pool_op", "callback", "rsa"),
         ("random", "fd_op", "fd", "rsa"),
+        ("reverse", "held", "fd", "rsa"),
         ("reverse", "mixed", "callback", "ec"),
     ],
 )

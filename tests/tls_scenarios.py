@@ -132,8 +132,21 @@ class Ops:
         self.log.append({"kind": "fd", "op": op.kind, "paused": paused})
         return op.compute()
 
+    def held(self, op: tls.KeyOperation) -> bytes:
+        """Pause inside C code that keeps the GIL (a ``PyDLL`` binding): the switch hands
+        the GIL over on the paused job's behalf and takes it back when it resumes."""
+        import ctypes
+
+        pause = ctypes.PyDLL(pa.get_backend("openssl").library_path).ASYNC_pause_job
+        token = mine = random.getrandbits(60)
+        pause()
+        pause()
+        self._check(token, mine, "a pause holding the GIL")
+        self.log.append({"kind": "held", "op": op.kind})
+        return op.compute()
+
     def mixed(self, op: tls.KeyOperation) -> bytes:
-        return random.choice((self.pause, self.pool_op, self.fd_op))(op)
+        return random.choice((self.pause, self.pool_op, self.fd_op, self.held))(op)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -157,7 +170,7 @@ def session(server: tls.Connection, client: tls.Connection, line: bytes, stats: 
             want = server.do_handshake()
             if want is tls.Want.ASYNC:
                 names = our_frames()
-                assert not any(n in ("pause", "pool_op", "fd_op", "mixed") for n in names), names
+                assert not any(n in ("pause", "pool_op", "fd_op", "held", "mixed") for n in names), names
                 yield ("async", server)
                 continue
             done_s = want is tls.Want.DONE
@@ -934,7 +947,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--n", type=int, default=8, help="connections at once")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--order", choices=("fifo", "reverse", "random"), default="random")
-    parser.add_argument("--op", choices=("pause", "pool_op", "fd_op", "mixed"), default="mixed")
+    parser.add_argument("--op", choices=("pause", "pool_op", "fd_op", "held", "mixed"), default="mixed")
     parser.add_argument("--wait", choices=("fd", "callback"), default="fd")
     parser.add_argument("--key", choices=("rsa", "ec"), default="rsa")
     parser.add_argument("--seconds", type=float, default=2.0)
