@@ -140,8 +140,9 @@ class TLSThread:
         self.idle: Optional[Entry] = None
         #: entries of closed connections, for the next ones (LIFO)
         self.entries: List[Entry] = []
-        #: this thread's connections (their cores), closed at exit if it is the main thread
-        self.cores: "weakref.WeakSet[Any]" = weakref.WeakSet()
+        #: this thread's open connections (their cores, by id, weakly, with no callback:
+        #: one interrupted by a signal would be noise), closed at exit on the main thread
+        self.cores: Dict[int, "weakref.ref[Any]"] = {}
         self.allocator = native.openssl_stacks.arm() if native.openssl_stacks is not None else None
         self.pid = os.getpid()
         self.closed = False
@@ -283,7 +284,10 @@ def _close_at_exit() -> None:
     thread = _threads.get(main) if main is not None else None
     if thread is None or thread.closed or _get_ident() != main:
         return
-    for core in list(thread.cores):
+    for ref in list(thread.cores.values()):
+        core = ref()
+        if core is None:
+            continue
         try:
             core.close()
         except BaseException as exc:  # noqa: BLE001 - exiting: report and go on

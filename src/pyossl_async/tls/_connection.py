@@ -141,7 +141,7 @@ class ConnectionCore:
             #: closes the core when its Connection is collected (registered last: from here
             #: on nothing of the core can be lost, wherever an interrupt lands)
             self.finalizer = weakref.finalize(owner, _finalize, self)
-            self.thread.cores.add(self)
+            self.thread.cores[id(self)] = weakref.ref(self)
         except BaseException:
             self._abandon()
             raise
@@ -511,6 +511,7 @@ class ConnectionCore:
     def _leak(self) -> None:
         self._disarm()
         self.leaked = True
+        self.thread.cores.pop(id(self), None)
         warnings.warn(
             f"{self.describe()}: its libssl job did not end within the close timeout; the job, "
             f"its thread state and its stack are left paused (never reused)",
@@ -526,6 +527,7 @@ class ConnectionCore:
         if self._wait_ctx is not None:
             self._wait_ctx.forget()
         self.pending = None
+        self.thread.cores.pop(id(self), None)
         self.freed = True  # (an interrupt from here on leaks, never frees twice)
         ssl, self.ssl = self.ssl, 0
         bound = self.bound
