@@ -138,6 +138,7 @@ def test_our_own_jobs_and_tls_connections_on_one_thread() -> None:
 def test_connections_closed_or_collected_while_paused_leave_nothing_behind() -> None:
     out = scenario("teardown", env={"PYOSSL_ASYNC_CLOSE_TIMEOUT": "0.3"})
     assert out["ended"] == 3 and out["fds"] == 0 and out["after"] == "TLSv1.3"
+    assert out["cleanup_refused"] is True
 
 
 @pytest.mark.subprocess

@@ -649,10 +649,19 @@ def teardown(args: argparse.Namespace) -> Dict[str, Any]:
             next(sess)
         return s, c
 
-    # closed while paused
+    # closed while paused; meanwhile the backend's cleanup_thread refuses (it would free
+    # the pool, and on 3.2+ the stack, libssl's job is paused on)
     s, c = start_paused()
+    backend = pa.get_backend("openssl")
+    try:
+        backend.cleanup_thread()
+        raise AssertionError("cleanup_thread() did not refuse")
+    except pa.JobStateError as exc:
+        assert "libssl job(s) of TLS connections" in str(exc), exc
+        out["cleanup_refused"] = True
     s.close()
     c.close()
+    backend.cleanup_thread()
     assert ended == ["cancelled"], ended
     # collected while paused (on its own thread: at once)
     s, c = start_paused()

@@ -276,6 +276,20 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def paused_jobs(ident: int) -> int:
+    """How many connections of thread ``ident`` may have a libssl job paused (those whose
+    last call has not been seen to end: counted conservatively, with no C call)."""
+    thread = _threads.get(ident)
+    if thread is None or thread.closed:
+        return 0
+    count = 0
+    for ref in list(thread.cores.values()):
+        core = ref()
+        if core is not None and core.pending is not None:
+            count += 1
+    return count
+
+
 def _close_at_exit() -> None:
     """Interpreter exit: drive the main thread's paused libssl jobs to their end, as the
     backend does with its jobs (a key operation paused there gets ``JobCancelled``);

@@ -50,9 +50,12 @@ class TLSSupport:
         self.get_wait_ctx = crypto_py.ASYNC_get_wait_ctx
         self.get_wait_ctx.restype = ctypes.c_void_p
         self.get_wait_ctx.argtypes = [ctypes.c_void_p]
+        from ..backends.openssl import FOREIGN_PAUSED
+        from ._binding import paused_jobs
         from ._jobs import LIBSSL_JOBS
 
         LIBSSL_JOBS.bind(self)
+        FOREIGN_PAUSED.append(paused_jobs)  # the backend's cleanup_thread refuses while any
 
     def info(self) -> dict[str, Any]:
         return {
