@@ -37,6 +37,8 @@ PUBLIC_MODULES: Dict[str, Path] = {
     "pyossl_async.testing": SRC / "testing" / "__init__.py",
     "pyossl_async.testing.strategies": SRC / "testing" / "strategies.py",
     "pyossl_async.testing.conformance": SRC / "testing" / "conformance" / "__init__.py",
+    "pyossl_async.tls": SRC / "tls" / "__init__.py",
+    "pyossl_async.tls.aio": SRC / "tls" / "aio.py",
 }
 PLUGIN = SRC / "testing" / "plugin.py"
 

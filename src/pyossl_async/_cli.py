@@ -1,4 +1,4 @@
-"""``python -m pyossl_async {demo,info,conformance,bench}``.
+"""``python -m pyossl_async {demo,info,conformance,bench,tls-server}``.
 
 Errors the user can fix (a setting the library does not accept, a backend that
 cannot be had, an output file that cannot be written, a missing optional
@@ -71,6 +71,12 @@ def _bench(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
+def _tls_server(args: argparse.Namespace) -> int:
+    from .tls._server import run_server
+
+    return run_server(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -108,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     bench.add_argument("--plot", metavar="FILE", help="draw cost vs paused jobs (needs matplotlib)")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions")
+    from .tls._server import add_arguments as tls_server_arguments
+
+    tls_server = command("tls-server", "a TLS echo server whose private-key operations run in Python", _tls_server)
+    tls_server_arguments(tls_server)
     return parser
 
 

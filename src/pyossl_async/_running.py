@@ -13,6 +13,14 @@ trusted while its job is running on the calling OS thread (``runs_on``); the
 module functions of :mod:`pyossl_async` and the backends' own methods both ask
 :func:`running_record`. This module imports nothing of the package: every layer
 may use it.
+
+A record is any object with three attributes: ``state`` (``"running"`` while its
+job's code runs), ``runs_on`` (the OS thread it runs on) and ``backend``, which
+provides ``pause_job()``, ``get_current_job()``, ``get_wait_ctx(job)``,
+``block_pause()``, ``unblock_pause()``, ``pause_blocked()`` and ``start_job()``
+(refusing, inside a job). The backends' ``JobRecord`` is one; libssl's own jobs
+have another (``pyossl_async.tls._jobs.LibsslJobRecord``), so that ``pa.pause_job``
+and the engine helpers pause libssl's job inside a TLS key operation.
 """
 
 from __future__ import annotations

@@ -34,7 +34,9 @@ __all__ = ["REFUSED", "NativeSwitch", "SwitchApi", "SwitchBlock", "load_switch"]
 #: what the switch returns, having done nothing, when a C job already runs on this thread
 REFUSED = -1
 #: ``SwitchBlock.flags``: bind the GIL state to ``bind_ts`` before a call that starts a
-#: new job (``job`` is NULL), where attaching a thread state binds it (3.12+)
+#: new job (``job`` is NULL), where attaching a thread state binds it (3.12+). A block
+#: whose ``job`` field is never written (the TLS layer's: ``fn`` is a libssl call, not
+#: ``ASYNC_start_job``) is thus bound before every call, as that layer needs
 BIND_AT_START = 1
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 0x1, 0x2, 0x4

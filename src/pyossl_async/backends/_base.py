@@ -523,6 +523,10 @@ def pause_job(_backend: Optional[BackendBase] = None) -> bool:
         record = _backend._running_here()
         if record is None:
             return True
+    elif record.__class__ is not JobRecord:
+        # a job of another kind runs here (libssl's own, in a TLS key operation)
+        foreign: Any = record.backend
+        return bool(foreign.pause_job())
     if record.cancelled:
         raise JobCancelled()
     backend = record.backend
@@ -567,6 +571,9 @@ def get_current_job(_backend: Optional[BackendBase] = None) -> Optional[Job]:
         record = _backend._running_here()
         if record is None:
             return None
+    elif record.__class__ is not JobRecord:
+        foreign: Any = record.backend
+        return cast(Optional[Job], foreign.get_current_job())
     # while a job runs, its caller's start_job holds the handle, or the
     # finaliser that unwinds it resurrected it into ``record.handle``: the
     # collector clears weak references to a cycle before its finalisers run

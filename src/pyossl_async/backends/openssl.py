@@ -13,10 +13,10 @@ import select
 import sys
 import threading
 import time
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 from .._constants import Status
-from .._errors import AsyncError, ErrorEntry, JobCancelled, from_conversion_failure
+from .._errors import AsyncError, ErrorEntry, JobCancelled, JobStateError, from_conversion_failure
 from .._libcrypto import LibCrypto, c_call, drain_errors
 from .._native._runner import C_STACK_PER_CALL, ENV_STACK_SIZE, REFUSED, JobRunner, NativeSupport
 from .._protocol import BackendName
@@ -24,7 +24,13 @@ from .._validate import init_size_limit, size_t
 from ._base import STATUSES, BackendBase, JobRecord, ThreadJobs
 from ._openssl_waitctx import OpenSSLWaitCtx
 
-__all__ = ["OpenSSLBackend"]
+__all__ = ["FOREIGN_PAUSED", "OpenSSLBackend"]
+
+#: Callables answering "how many jobs paused on OS thread ``ident`` are not ours" (libssl's
+#: own jobs of ``pyossl_async.tls`` connections register one). ``cleanup_thread`` refuses
+#: while there are any: it would free the thread's pool and, on 3.2+, the stacks they
+#: are paused on.
+FOREIGN_PAUSED: List[Callable[[int], int]] = []
 
 
 def _depth_error(native: NativeSupport, limit: int) -> AsyncError:
@@ -149,6 +155,12 @@ class OpenSSLBackend(BackendBase):
 
     @c_call
     def _engine_cleanup_thread(self, thread: Optional[ThreadJobs]) -> None:
+        foreign = sum(count(threading.get_ident()) for count in FOREIGN_PAUSED)
+        if foreign:
+            raise JobStateError(
+                f"cleanup_thread() with {foreign} libssl job(s) of TLS connections paused on this thread: "
+                f"close those connections first (C would free the stacks they are paused on)"
+            )
         self.crypto.ASYNC_cleanup_thread()
         if thread is not None and thread.engine is not None:
             thread.engine.trim()
