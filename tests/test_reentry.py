@@ -12,15 +12,22 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any, Dict
 
 import pytest
 
-from .conftest import load_backend, run_isolated
+from .conftest import VARIANTS, load_backend, run_isolated, variant
 
 pytestmark = pytest.mark.subprocess
 
-NAMES = ["openssl", "python"]
+#: the openssl backend, and the python backend once per engine
+NAMES = VARIANTS
 DEV = {"args": ("-X", "dev", "-W", "ignore"), "env": {"PYTHONMALLOC": "debug"}, "timeout": 240}
+
+
+def dev(env: Dict[str, str], **changes: Any) -> Dict[str, Any]:
+    """``DEV`` with the variant's environment added (and ``changes``)."""
+    return {**DEV, "env": {**DEV["env"], **env}, **changes}
 
 # The main thread churns jobs; SIGALRM fires every 50-300 us and a helper thread
 # interrupts the main thread now and then; the handler calls the API.
@@ -172,28 +179,30 @@ for r in list(thread.paused if thread is not None else ()):
 ctx.close()
 b.cleanup_thread()
 fresh = b.start_job(None, None, lambda a: 3)
-print(json.dumps({"bad": bad, "counts": counts, "states": sorted(states), "left": left,
+b.cleanup_thread()
+# no worker thread blocked for good: every job closed, idle ones stopped (jobs detached
+# by a second interrupt run on ownerless and end with their thread)
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline and any(t.name.startswith("pyossl-async-worker-") for t in threading.enumerate()):
+    time.sleep(0.01)
+workers = sum(1 for t in threading.enumerate() if t.name.startswith("pyossl-async-worker-"))
+print(json.dumps({"bad": bad, "counts": counts, "states": sorted(states), "left": left, "workers": workers,
                   "busy": thread.busy if thread is not None else 0, "fresh": [int(fresh[0]), fresh[2]]}))
 """
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("variant_name", NAMES)
 @pytest.mark.parametrize("seed", [1, 2])
-def test_api_calls_from_a_signal_handler_storm(name: str, seed: int) -> None:
-    if name == "python":
-        # Open (issue 12): closes cut short by the interrupts leave jobs paused, each
-        # holding a worker thread (hundreds), and every new worker's threading.local
-        # scrubber scans the heap; the 2 s storm then snowballs past the 240 s limit
-        # (about 1 run of 3 on 3.9, seen on 3.10 too).
-        pytest.skip("python backend: the storm snowballs (worker threads, heap scans); open on issue 12")
-    load_backend(name)
+def test_api_calls_from_a_signal_handler_storm(variant_name: str, seed: int) -> None:
+    name, env = variant(variant_name)
     code = STORM.replace("NAME", repr(name)).replace("SEED", str(seed)).replace("SECONDS", "2.0")
-    proc = run_isolated(code, **DEV)  # type: ignore[arg-type]
+    proc = run_isolated(code, **dev(env))
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["bad"] == [], out["bad"][:3]
     assert out["counts"]["calls"] > 100, out["counts"]  # the handler really ran, often
     assert out["busy"] == 0 and out["fresh"] == [3, 3], {k: out[k] for k in ("busy", "fresh", "left")}
     assert set(out["states"]) <= {"paused", "finished"}, out["states"]
+    assert out["workers"] == 0, out
 
 
 # -- the exact orders the report names ----------------------------------------------
@@ -226,10 +235,10 @@ b.cleanup_thread()
 """
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_calls_from_a_trace_function_inside_start_job_are_refused(name: str) -> None:
-    load_backend(name)
-    proc = run_isolated(CLEANUP_DURING_A_START.replace("NAME", repr(name)), **DEV)  # type: ignore[arg-type]
+@pytest.mark.parametrize("variant_name", NAMES)
+def test_calls_from_a_trace_function_inside_start_job_are_refused(variant_name: str) -> None:
+    name, env = variant(variant_name)
+    proc = run_isolated(CLEANUP_DURING_A_START.replace("NAME", repr(name)), **dev(env))
     assert proc.stdout.split() == ["2", "3", "1", "True"], proc.stdout + proc.stderr
 
 
@@ -276,10 +285,10 @@ b.cleanup_thread()
 """
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_a_record_whose_settling_was_interrupted_is_settled_by_the_next_call(name: str) -> None:
-    load_backend(name)
-    proc = run_isolated(SETTLING_INTERRUPTED_EVERY_TIME.replace("NAME", repr(name)), **DEV)  # type: ignore[arg-type]
+@pytest.mark.parametrize("variant_name", NAMES)
+def test_a_record_whose_settling_was_interrupted_is_settled_by_the_next_call(variant_name: str) -> None:
+    name, env = variant(variant_name)
+    proc = run_isolated(SETTLING_INTERRUPTED_EVERY_TIME.replace("NAME", repr(name)), **dev(env))
     assert proc.stdout.strip() == "['running'] ['finished'] ['cancelled'] 3 5 3", proc.stdout + proc.stderr
 
 
@@ -310,12 +319,12 @@ b.cleanup_thread()
 """
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_a_job_started_while_the_thread_record_is_made_stays_resumable(name: str) -> None:
+@pytest.mark.parametrize("variant_name", NAMES)
+def test_a_job_started_while_the_thread_record_is_made_stays_resumable(variant_name: str) -> None:
     """Before: the outer call replaced the record the nested one made, and the
     nested call's paused job was marked orphaned ("thread exited"), never closable."""
-    load_backend(name)
-    proc = run_isolated(FIRST_CALL_OF_A_THREAD_INTERRUPTED.replace("NAME", repr(name)), **DEV)  # type: ignore[arg-type]
+    name, env = variant(variant_name)
+    proc = run_isolated(FIRST_CALL_OF_A_THREAD_INTERRUPTED.replace("NAME", repr(name)), **dev(env))
     assert proc.stdout.split() == ["3", "2", "False", "True", "3", "True"], proc.stdout + proc.stderr
 
 
@@ -340,17 +349,18 @@ b.cleanup_thread()
 """
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_a_start_inside_threadings_own_bookkeeping_does_not_hang(name: str) -> None:
+@pytest.mark.parametrize("variant_name", NAMES)
+def test_a_start_inside_threadings_own_bookkeeping_does_not_hang(variant_name: str) -> None:
     """Before: on the python backend, a start from a signal handler that interrupted
     ``threading``'s bookkeeping made a worker thread that blocked for good on the lock
     the interrupted code held, and the handler waited for it forever. Now the start
     returns ``NO_JOBS`` (no job could be made, as when C cannot allocate one); the
-    openssl backend makes no thread and runs the job."""
-    load_backend(name)
+    openssl backend and the python backend on greenlets make no thread and run the job."""
+    name, env = variant(variant_name)
     code = INSIDE_THREADINGS_BOOKKEEPING.replace("NAME", repr(name))
-    proc = run_isolated(code, args=DEV["args"], env=DEV["env"], timeout=60)  # type: ignore[arg-type]
-    expected = ["NO_JOBS"] if name == "python" else ["PAUSE", "FINISH"]
+    proc = run_isolated(code, **dev(env, timeout=60))
+    # (the greenlet engine, like openssl, makes no thread)
+    expected = ["NO_JOBS"] if variant_name == "python-threads" else ["PAUSE", "FINISH"]
     assert proc.stdout.split() == [*expected, "PAUSE", "FINISH"], proc.stdout + proc.stderr
 
 
@@ -385,10 +395,10 @@ ctx.close()
 """
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_pause_job_from_a_signal_handler_is_a_no_op_outside_the_job(name: str) -> None:
-    load_backend(name)
-    proc = run_isolated(PAUSE_FROM_A_HANDLER.replace("NAME", repr(name)), **DEV)  # type: ignore[arg-type]
+@pytest.mark.parametrize("variant_name", NAMES)
+def test_pause_job_from_a_signal_handler_is_a_no_op_outside_the_job(variant_name: str) -> None:
+    name, env = variant(variant_name)
+    proc = run_isolated(PAUSE_FROM_A_HANDLER.replace("NAME", repr(name)), **dev(env))
     assert proc.stdout.strip() == "True []", proc.stdout + proc.stderr
 
 
@@ -426,7 +436,7 @@ ctx.close()
 @pytest.mark.skipif(sys.version_info >= (3, 11), reason="3.11+ Python calls take no C stack")
 def test_a_recursion_limit_raised_after_the_start_is_refused_not_crashed() -> None:
     load_backend("openssl")
-    proc = run_isolated(RAISED_LIMIT, **DEV)  # type: ignore[arg-type]
+    proc = run_isolated(RAISED_LIMIT, **dev({}))
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("refused: the recursion limit (15000) is deeper than a job stack"), lines
     assert lines[1] == "inside refused: AsyncError", lines
@@ -477,9 +487,9 @@ pool.shutdown()
 """
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_an_abandoned_event_loop_does_not_keep_its_jobs_alive(name: str) -> None:
-    load_backend(name)
-    proc = run_isolated(ABANDONED_LOOP.replace("NAME", repr(name)), **DEV)  # type: ignore[arg-type]
+@pytest.mark.parametrize("variant_name", NAMES)
+def test_an_abandoned_event_loop_does_not_keep_its_jobs_alive(variant_name: str) -> None:
+    name, env = variant(variant_name)
+    proc = run_isolated(ABANDONED_LOOP.replace("NAME", repr(name)), **dev(env))
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out == {"started": 100, "finally": 100, "paused": 0}, proc.stdout + proc.stderr
