@@ -33,8 +33,12 @@ from .conftest import PYTHON_ENGINES, engine_env, python_backend_with, run_isola
 WORKER_PREFIX = "pyossl-async-worker-"
 
 
-def worker_threads() -> List[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith(WORKER_PREFIX)]
+def worker_threads() -> List[int]:
+    """The idents of the thread engine's live worker threads (bare ``_thread`` threads:
+    ``threading.enumerate()`` does not list them)."""
+    from .conftest import engine_backend
+
+    return list(engine_backend("threads")._executor.workers)
 
 
 def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
@@ -183,12 +187,14 @@ def test_greenlet_asked_for_where_it_cannot_import_is_refused_and_auto_falls_bac
     assert lines[1].startswith("auto: threads | greenlet cannot be imported"), lines
 
 
-def test_worker_threads_are_daemons_with_names(threads_py: PythonBackend) -> None:
+def test_worker_threads_are_bare_threads_threading_does_not_track(threads_py: PythonBackend) -> None:
+    """Starting a worker takes none of ``threading``'s locks and waits for nothing of
+    it (Thread.start() can block for good under a signal storm): a bare thread."""
     py = threads_py
     idents: List[int] = []
     py.start_job(None, None, lambda a: idents.append(threading.get_ident()) or 0)
-    (worker,) = [t for t in worker_threads() if t.ident == idents[0]]
-    assert worker.daemon and worker.name.startswith(WORKER_PREFIX)
+    assert idents[0] in worker_threads() and idents[0] != threading.get_ident()
+    assert idents[0] not in [t.ident for t in threading.enumerate()]
 
 
 def fibre_job(be: PythonBackend, log: List[Any]) -> Any:
@@ -295,12 +301,14 @@ def test_a_thread_the_os_refuses_is_a_job_that_cannot_be_created(
     """As in C: NO_JOBS from start_job, fewer pre-created jobs from init_thread."""
     py = threads_py
 
-    def refuse(self: threading.Thread) -> None:
+    def refuse(*args: Any) -> int:
         raise RuntimeError("can't start new thread")
+
+    import _thread
 
     assert py.init_thread(3, 1)
     with monkeypatch.context() as m:
-        m.setattr(threading.Thread, "start", refuse)
+        m.setattr(_thread, "start_new_thread", refuse)
         log: List[Any] = []
         with py.WaitCtx() as ctx:
             _, a, _ = py.start_job(None, ctx, pausing_job(py, log), "a")  # the pre-created one
@@ -320,18 +328,20 @@ def test_a_worker_whose_start_was_interrupted_does_not_outlive_it(
     """Before: Ctrl-C (or any handler's exception) landing while ``Thread.start`` waited
     for a new worker left that thread idle for good; under an interrupt storm they
     piled up by the hundred. Now the start fails with the exception and the thread ends."""
+    import _thread
+
     py = threads_py
     py.cleanup_thread()
     before = len(worker_threads())
     registered = py.info()["worker_threads"]  # (other tests' threads may have left some)
-    original = threading.Thread.start
+    original = _thread.start_new_thread
 
-    def interrupted(self: threading.Thread) -> None:
-        original(self)  # the OS thread runs...
+    def interrupted(*args: Any) -> int:
+        original(*args)  # the OS thread runs...
         raise KeyboardInterrupt  # ...and the caller is interrupted before it hears so
 
     with monkeypatch.context() as m:
-        m.setattr(threading.Thread, "start", interrupted)
+        m.setattr(_thread, "start_new_thread", interrupted)
         with py.WaitCtx() as ctx:
             with pytest.raises(KeyboardInterrupt):
                 py.start_job(None, ctx, lambda arg: 1)
@@ -377,7 +387,7 @@ def test_a_worker_the_backend_lost_ends_its_thread(threads_py: PythonBackend) ->
     ident = lost.ident
     del lost
     assert wait_for(lambda: len(worker_threads()) == before - 1)
-    assert ident not in [t.ident for t in worker_threads()] and py.info()["worker_threads"] == before - 1
+    assert ident not in worker_threads() and py.info()["worker_threads"] == before - 1
     assert py.start_job(None, None, lambda a: 2) == (pa.FINISH, None, 2)  # the pool goes on
 
 
@@ -779,6 +789,17 @@ def test_greenlet_pause_from_a_handler_on_the_callers_side_is_a_no_op(greenlet_p
 LIBRARY_FILES = ("_base.py", "python.py", "_python_workers.py", "_python_greenlets.py", "_python_executors.py")
 
 
+def _in_finaliser(frame: Any) -> bool:
+    """Whether ``frame`` runs for an earlier object's ``__del__`` or weakref callback."""
+    for _ in range(4):
+        if frame is None:
+            return False
+        if frame.f_code.co_name in ("__del__", "_woken_by_death"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _unreachable_by_signals(frame: Any) -> bool:
     filename, lineno = frame.f_code.co_filename, frame.f_lineno
     line = linecache.getline(filename, lineno).strip()
@@ -816,7 +837,7 @@ class LineInterrupter:
         code = frame.f_code
         if not code.co_filename.endswith(LIBRARY_FILES) or "pyossl_async" not in code.co_filename:
             return self
-        if code.co_name == "__del__":  # a finaliser of an earlier object: CPython prints and drops it there
+        if _in_finaliser(frame):  # an earlier object's: CPython prints and drops it there
             return None
         if event == "call" or (event == "line" and not _unreachable_by_signals(frame)):
             self.count += 1

@@ -41,7 +41,8 @@ ctx = b.WaitCtx()
 paused = []          # handles the main loop owns
 handler_paused = []  # handles the handler started
 bad = []             # exceptions outside the contract
-counts = {"calls": 0, "refused": 0, "interrupts": 0}
+counts = {"calls": 0, "refused": 0, "interrupts": 0, "too_deep": 0}
+MAX_NESTING = 3
 ALLOWED = (pa.AsyncError, pa.JobCancelled, KeyboardInterrupt, RecursionError, MemoryError)
 
 def job(arg):
@@ -57,8 +58,23 @@ def pick(seq):
     except IndexError:
         raise pa.JobStateError("the list changed under the handler") from None
 
+def nesting(frame):
+    n = 0
+    while frame is not None:
+        n += frame.f_code is HANDLER
+        frame = frame.f_back
+    return n
+
 def handler(signum, frame):
     counts["calls"] += 1
+    # Handlers nest (one runs inside the library's calls, and inside another handler):
+    # keep that to a few levels. A handler slower than the timer's interval would
+    # otherwise nest without end, and CPython dies of the recursion ("Cannot recover
+    # from stack overflow") whatever the handler calls: the python backend's thread
+    # hand-offs on a loaded machine were such handlers.
+    if nesting(frame) >= MAX_NESTING:
+        counts["too_deep"] += 1
+        return
     op = rng.randrange(9)
     try:
         if op == 0:
@@ -93,6 +109,8 @@ def handler(signum, frame):
         pass
     except BaseException as exc:
         bad.append(f"{op}: {type(exc).__name__}: {exc}")
+
+HANDLER = handler.__code__
 
 def interrupter(go, stop):
     go.wait()
@@ -353,15 +371,13 @@ b.cleanup_thread()
 def test_a_start_inside_threadings_own_bookkeeping_does_not_hang(variant_name: str) -> None:
     """Before: on the python backend, a start from a signal handler that interrupted
     ``threading``'s bookkeeping made a worker thread that blocked for good on the lock
-    the interrupted code held, and the handler waited for it forever. Now the start
-    returns ``NO_JOBS`` (no job could be made, as when C cannot allocate one); the
-    openssl backend and the python backend on greenlets make no thread and run the job."""
+    the interrupted code held, and the handler waited for it forever; then such a start
+    returned ``NO_JOBS``. Now workers are bare threads that take none of ``threading``'s
+    locks: the job runs, as on the openssl backend and on greenlets (no thread at all)."""
     name, env = variant(variant_name)
     code = INSIDE_THREADINGS_BOOKKEEPING.replace("NAME", repr(name))
     proc = run_isolated(code, **dev(env, timeout=60))
-    # (the greenlet engine, like openssl, makes no thread)
-    expected = ["NO_JOBS"] if variant_name == "python-threads" else ["PAUSE", "FINISH"]
-    assert proc.stdout.split() == [*expected, "PAUSE", "FINISH"], proc.stdout + proc.stderr
+    assert proc.stdout.split() == ["PAUSE", "FINISH", "PAUSE", "FINISH"], proc.stdout + proc.stderr
 
 
 PAUSE_FROM_A_HANDLER = r"""
@@ -493,3 +509,40 @@ def test_an_abandoned_event_loop_does_not_keep_its_jobs_alive(variant_name: str)
     proc = run_isolated(ABANDONED_LOOP.replace("NAME", repr(name)), **dev(env))
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out == {"started": 100, "finally": 100, "paused": 0}, proc.stdout + proc.stderr
+
+
+# -- a busy counter left stale by a signal at a finally's entry (3.9, 3.10) ---------------
+
+STALE_BUSY = r"""
+import sys, threading, pyossl_async as pa
+b = pa.get_backend(NAME)
+ctx = b.WaitCtx()
+status, job, _ = b.start_job(None, ctx, lambda a: int(b.pause_job()))
+thread = b._threads[threading.get_ident()]
+# what a KeyboardInterrupt leaves when it lands as an exception enters a finally that
+# would have decremented the counter: the counter says busy, no call of ours runs
+thread.busy += 1
+results = []
+for call in (lambda: b.start_job(job, None, None)[0].name, lambda: b.start_job(None, ctx, lambda a: 4)[2],
+             b.cleanup_thread, lambda: thread.busy):
+    try:
+        results.append(call())
+    except pa.JobStateError as exc:
+        results.append("refused")
+print(results)
+ctx.close()
+"""
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 11), reason="3.11+ never run a handler as an exception enters a finally")
+@pytest.mark.parametrize("variant_name", NAMES)
+def test_a_busy_counter_left_stale_by_a_signal_is_reset_at_the_next_call(variant_name: str) -> None:
+    """CPython 3.9 and 3.10 run pending signal handlers as an exception enters a
+    ``finally`` block: one that raises there skips the block, and the thread's busy
+    counter stays up with no call of ours under way. Found on 3.10 by the python
+    storm (every later call of the thread refused, closes deferred for good); it was
+    believed to happen on 3.9 only, where the counter was already checked against the
+    stack."""
+    name, env = variant(variant_name)
+    proc = run_isolated(STALE_BUSY.replace("NAME", repr(name)), **dev(env))
+    assert proc.stdout.strip() == "['FINISH', 4, None, 0]", proc.stdout + proc.stderr

@@ -213,9 +213,9 @@ def _busy(thread: ThreadJobs) -> bool:
     """Whether the library is in the middle of a ``start_job()``/``close()``/``cleanup_thread()``
     on this thread (the caller must be that thread, outside its jobs).
 
-    ``thread.busy`` says so, unless it is stale: on CPython 3.9, which runs signal
-    handlers between any two instructions, an interrupt landing at the first
-    instruction of a ``finally`` skips the decrement. The counter is trusted only
+    ``thread.busy`` says so, unless it is stale: CPython 3.9 and 3.10 run signal
+    handlers as an exception enters a ``finally`` block (3.9 between any two
+    instructions), so an interrupt landing there skips the decrement. The counter is trusted only
     while one of the library's busy frames is really on the stack; a stale one is
     reset instead of refusing every later call of the thread.
     """
@@ -234,8 +234,9 @@ def _busy(thread: ThreadJobs) -> bool:
     return True  # too deep to tell (nested handlers): keep refusing
 
 
-#: only CPython 3.9 runs signal handlers at the first instruction of a ``finally``
-_STALE_BUSY_POSSIBLE = sys.version_info < (3, 10)
+#: CPython 3.9 and 3.10 run signal handlers at the first instruction of a ``finally``
+#: entered by an exception (3.11+ check only at calls and backward jumps)
+_STALE_BUSY_POSSIBLE = sys.version_info < (3, 11)
 #: how many frames ``_busy`` looks at; a busy frame sits within a few dozen of them
 _BUSY_FRAMES = 64
 

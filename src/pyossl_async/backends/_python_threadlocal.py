@@ -47,17 +47,34 @@ _REPR_KEY = "Py_Repr"
 SUPPORTED = sys.implementation.name == "cpython" and sys.version_info < (3, 13)
 
 
+#: the longest "Py_Repr" list looked into: it holds the containers being repr'd on the
+#: thread, just ``holder`` on a new worker (long lists, such as another worker's list
+#: of young objects, are skipped: scanning them made concurrent searches quadratic)
+_REPR_LIST_MAX = 8
+#: how many of the youngest objects are looked at, at most: the list and the dict were
+#: just made, so they are among the last ones; a generation can grow far beyond its
+#: threshold while a collection is running (its finalisers may drive jobs for long)
+_SCAN_LIMIT = 100_000
+
+
 def _find_in(candidates: List[Any], holder: List[Any]) -> Optional[Dict[Any, Any]]:
-    """The dict among ``candidates`` whose ``"Py_Repr"`` entry is a list among them that
-    contains ``holder``."""
-    lists = [
-        o for o in candidates if type(o) is list and o is not holder and o is not candidates
-        and any(x is holder for x in o)
-    ]
-    for repr_list in lists:
-        for d in candidates:
-            if type(d) is dict and d.get(_REPR_KEY) is repr_list:
-                return d
+    """The dict among ``candidates`` whose ``"Py_Repr"`` entry is a short list among them
+    that contains ``holder``. Newest first (the collector lists objects oldest first),
+    and at most ``_SCAN_LIMIT`` of them."""
+    last = len(candidates) - 1
+    stop = max(-1, last - _SCAN_LIMIT)
+    repr_list: Optional[List[Any]] = None
+    for i in range(last, stop, -1):
+        o = candidates[i]
+        if type(o) is list and len(o) <= _REPR_LIST_MAX and o is not holder and any(x is holder for x in o):
+            repr_list = o
+            break
+    if repr_list is None:
+        return None
+    for i in range(last, stop, -1):
+        d = candidates[i]
+        if type(d) is dict and d.get(_REPR_KEY) is repr_list:
+            return d
     return None
 
 
@@ -70,11 +87,15 @@ def _thread_state_dict() -> Optional[Dict[Any, Any]]:
         def __repr__(self) -> str:
             # repr(holder) has put holder on this thread's "Py_Repr" list. On a
             # fresh thread the list and the dict are new: generation 0, or 1 if a
-            # collection ran since. Both generations are bounded in size.
+            # collection ran since. Both generations are bounded in size; the
+            # smaller one is searched first.
             young = gc.get_objects(generation=0)
             try:
-                young += gc.get_objects(generation=1)
-                found.append(_find_in(young, holder))
+                d = _find_in(young, holder)
+                if d is None:  # a collection ran in between: both moved to generation 1
+                    young += gc.get_objects(generation=1)
+                    d = _find_in(young, holder)
+                found.append(d)
             finally:
                 del young
             return "probe"

@@ -19,13 +19,22 @@ is what makes a handoff safe against a signal handler raising (``KeyboardInterru
 at any instruction of the driving thread: ``Worker.resume`` can always tell how
 far the handoff went, finish it, and hand the exception to its caller.
 
-Workers are daemon threads: they never keep the interpreter alive, and an idle or
-paused worker blocked on its lock does not delay exit. A worker serves one job
-after another until it is stopped (its pool was freed or replaced), or until
-nothing holds its ``Worker`` any more: an idle worker's thread keeps only a weak
-reference to it, so one that an interrupt made the backend lose (between taking
-it from the pool and recording it in a job, say) is freed, and its thread is
-woken to end, instead of waiting for a grant for good.
+Workers are bare threads of the ``_thread`` module, unknown to ``threading`` (so
+``threading.enumerate()`` does not list them): like daemon threads they never keep
+the interpreter alive, and an idle or paused worker blocked on its lock does not
+delay exit. Starting one takes none of ``threading``'s locks and waits for
+nothing: ``Thread.start()`` waits for the new thread to say it started, under
+locks a signal handler's exception can leave held (a storm of them deadlocked
+there), and a handler that interrupted ``threading``'s own bookkeeping could not
+start a ``Thread`` at all. The first handoff is the only wait, and it is ours.
+
+A worker serves one job after another until it is stopped (its pool was freed
+or replaced), or until nothing holds its ``Worker`` any more: an idle worker's
+thread keeps only a weak reference to it, so one that an interrupt made the
+backend lose (between taking it from the pool and recording it in a job, say)
+is freed, and its thread is woken to end (or, should a signal handler's
+exception cut that wake-up short, finds it gone within ``_IDLE_RECHECK``
+seconds) instead of waiting for a grant for good.
 
 This is the ``"threads"`` executor of ``_python_executors``: a ``Worker`` is its
 fibre, :class:`ThreadExecutor` makes them and keeps the registry of live
@@ -34,6 +43,7 @@ workers by thread ident (which job code runs where).
 
 from __future__ import annotations
 
+import _thread
 import functools
 import threading
 import weakref
@@ -52,6 +62,8 @@ _get_ident = threading.get_ident
 
 #: the OS (or a finalising interpreter) refused to start another thread
 WorkerStartError = FibreStartError
+#: seconds an idle worker sleeps before it looks whether its worker object still exists
+_IDLE_RECHECK = 5.0
 
 
 def _wake(lock: Any) -> None:
@@ -70,15 +82,6 @@ def _woken_by_death(go: Any, _ref: Any) -> None:
     _wake(go)
 
 
-def _threading_bookkeeping_held() -> bool:
-    """Whether this thread holds ``threading``'s registry lock (which every new thread
-    takes as it starts): true only while a signal handler, finaliser or trace
-    function runs on top of code that ``threading`` itself was running."""
-    lock = getattr(threading, "_active_limbo_lock", None)
-    is_owned = getattr(lock, "_is_owned", None)
-    return bool(is_owned()) if is_owned is not None else False
-
-
 class Worker:
     """One pooled worker thread and the handoff protocol with its driving thread.
 
@@ -91,6 +94,7 @@ class Worker:
         "__weakref__",
         "_back",
         "_done",
+        "_ended",
         "_go",
         "_grant",
         "_isolated",
@@ -98,11 +102,11 @@ class Worker:
         "_registry",
         "_scrubber",
         "_stopping",
-        "_thread",
         "detached",
         "finished",
         "ident",
         "interrupt",
+        "name",
         "orphaned",
         "owner",
         "record",
@@ -138,24 +142,21 @@ class Worker:
         self._isolated = True
         #: what the thread holds (and the registry): the worker dies when the backend lets go
         self._ref = weakref.ref(self, functools.partial(_woken_by_death, self._go))
-        if _threading_bookkeeping_held():
-            # a signal handler or finaliser interrupted threading's own bookkeeping on
-            # this thread: a new thread would block on it for good, and we with it
-            raise WorkerStartError("this thread is inside threading's bookkeeping (interrupted by a handler)")
-        thread = threading.Thread(target=_serve, args=(self._ref, self._go, registry), name=name, daemon=True)
-        self._thread = thread
+        #: held while the thread runs: its end releases it (``join``, ``alive``)
+        self._ended = _allocate_lock()
+        self._ended.acquire()
+        self.name = name
+        self.ident = 0
         try:
             try:
-                thread.start()  # returns once the thread runs: ident is known
+                self.ident = _thread.start_new_thread(_serve, (self._ref, self._go, registry, self._ended))
             except RuntimeError as exc:  # "can't start new thread", or interpreter shutdown
                 raise WorkerStartError(str(exc)) from exc
-            self.ident: int = thread.ident  # type: ignore[assignment]
             registry[self.ident] = self._ref
         except BaseException:
-            # Interrupted (a signal handler's exception) while the thread started:
-            # nobody will ever give it a job, so it must end instead of idling for
-            # good. Under an interrupt storm these leaked threads piled up by the
-            # hundred and slowed every later start down (more interrupted starts).
+            # Interrupted (a signal handler's exception) as the thread started: nobody
+            # will ever give it a job, so it must end instead of idling for good.
+            # Under an interrupt storm these leaked threads piled up by the hundred.
             self.stop()
             raise
 
@@ -247,12 +248,13 @@ class Worker:
 
     def join(self, timeout: float = 5.0) -> None:
         """Wait, briefly, for a stopped worker's thread to end."""
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+        if self.ident != _get_ident() and self._ended.acquire(timeout=timeout):
+            self._ended.release()
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        """Whether the worker's thread still runs (its code, at least)."""
+        return self._ended.locked()
 
     # -- worker thread ---------------------------------------------------------------
 
@@ -290,15 +292,16 @@ class Worker:
                 report_unraisable(exc, "Exception while forgetting a job's threading.local data")
 
     def __repr__(self) -> str:
-        return f"<pyossl_async python worker {self._thread.name} ident={getattr(self, 'ident', None)}>"
+        return f"<pyossl_async python worker {self.name} ident={self.ident}>"
 
 
-def _serve(ref: weakref.ref[Worker], go: Any, registry: Dict[int, weakref.ref[Worker]]) -> None:
+def _serve(ref: weakref.ref[Worker], go: Any, registry: Dict[int, weakref.ref[Worker]], ended: Any) -> None:
     """A worker thread: run its worker's jobs, one per grant, until it is stopped,
     orphaned, or gone. Idle, it holds only ``ref``: a worker nobody else holds is
     freed, and its death wakes this thread to end (see the module docstring)."""
-    worker: Optional[Worker] = ref()
+    worker: Optional[Worker] = None
     try:
+        worker = ref()
         if worker is None:
             return
         worker._locate_thread_locals()
@@ -306,7 +309,9 @@ def _serve(ref: weakref.ref[Worker], go: Any, registry: Dict[int, weakref.ref[Wo
         while True:
             if worker._grant == seen:
                 worker = None  # hold nothing while idle
-                go.acquire()
+                # woken by a grant, by stop(), or by the worker's death (its weakref
+                # callback); the timeout only covers a callback an interrupt cut short
+                go.acquire(timeout=_IDLE_RECHECK)
                 worker = ref()
                 if worker is None:
                     return
@@ -326,9 +331,10 @@ def _serve(ref: weakref.ref[Worker], go: Any, registry: Dict[int, weakref.ref[Wo
             worker._done = seen
             _wake(worker._back)
     finally:
-        ident = threading.get_ident()
+        ident = _get_ident()
         if registry.get(ident) is ref:
             del registry[ident]
+        ended.release()
 
 
 class ThreadExecutor(Executor):
