@@ -72,8 +72,14 @@ def handler(signum, frame):
     # otherwise nest without end, and CPython dies of the recursion ("Cannot recover
     # from stack overflow") whatever the handler calls: the python backend's thread
     # hand-offs on a loaded machine were such handlers.
-    if nesting(frame) >= MAX_NESTING:
-        counts["too_deep"] += 1
+    try:
+        if nesting(frame) >= MAX_NESTING:
+            counts["too_deep"] += 1
+            return
+    except ALLOWED:  # (a KeyboardInterrupt that landed here, meant for the main loop)
+        return
+    except BaseException as exc:
+        bad.append(f"nesting: {type(exc).__name__}: {exc}")
         return
     op = rng.randrange(9)
     try:
@@ -122,8 +128,12 @@ guarded = [False]
 
 def on_interrupt(signum, frame):
     # KeyboardInterrupt only inside the main loop's try (where every library call is):
-    # one landing on the loop's own back-edge would end the script, not test anything
+    # one landing on the loop's own back-edge would end the script, not test anything.
+    # One per pass: CPython 3.9/3.10 run handlers as an exception enters an except
+    # clause too, and a second one there would end the script (the timer still armed:
+    # SIGALRM then kills the finalising process).
     if guarded[0]:
+        guarded[0] = False
         raise KeyboardInterrupt
 
 signal.signal(signal.SIGINT, on_interrupt)
@@ -175,6 +185,7 @@ guarded[0] = False
 signal.setitimer(signal.ITIMER_REAL, 0, 0)
 stop.set()
 helper.join()
+signal.signal(signal.SIGALRM, signal.SIG_IGN)  # one already on its way must not kill us
 states = set()
 for h in paused + handler_paused:
     states.add(h.state)
@@ -210,11 +221,14 @@ print(json.dumps({"bad": bad, "counts": counts, "states": sorted(states), "left"
 
 
 @pytest.mark.parametrize("variant_name", NAMES)
-@pytest.mark.parametrize("seed", [1, 2])
-def test_api_calls_from_a_signal_handler_storm(variant_name: str, seed: int) -> None:
+@pytest.mark.parametrize(("seed", "mode"), [(1, "dev"), (2, "dev"), (3, "plain")])
+def test_api_calls_from_a_signal_handler_storm(variant_name: str, seed: int, mode: str) -> None:
     name, env = variant(variant_name)
     code = STORM.replace("NAME", repr(name)).replace("SEED", str(seed)).replace("SECONDS", "2.0")
-    proc = run_isolated(code, **dev(env))
+    if mode == "dev":
+        proc = run_isolated(code, **dev(env))
+    else:  # no -X dev, the default allocator: the timings users have
+        proc = run_isolated(code, env=env, args=("-W", "ignore"), timeout=240)
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["bad"] == [], out["bad"][:3]
     assert out["counts"]["calls"] > 100, out["counts"]  # the handler really ran, often

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import _thread
 import functools
+import sys
 import threading
 import weakref
 from typing import Any, Dict, Optional
@@ -77,9 +78,12 @@ def _wake(lock: Any) -> None:
         lock.release()
 
 
-def _woken_by_death(go: Any, _ref: Any) -> None:
-    """A worker object died: wake its thread, which finds it gone and ends."""
-    _wake(go)
+def _woken_by_death(go: Any, _ref: Any, _finalizing: Any = sys.is_finalizing) -> None:
+    """A worker object died: wake its thread, which finds it gone and ends. Not while
+    the interpreter finalises (module teardown frees pools): a thread woken then
+    would only try to take the GIL back as the interpreter goes away."""
+    if not _finalizing():
+        _wake(go)
 
 
 class Worker:
