@@ -248,6 +248,10 @@ class GreenletExecutor(Executor):
         #: the other backends' "is one of your jobs running on this thread?" checks
         self._probes: Tuple[Callable[[], bool], ...] = ()
         self._probed_backends = -1
+        from .._registry import _loaded
+
+        #: the registry's loaded backends (only ever added to): probes follow it
+        self._loaded = _loaded
 
     def new_fibre(self, owner: Any, name: str) -> GreenletFibre:
         if not _has_headroom():
@@ -266,7 +270,7 @@ class GreenletExecutor(Executor):
     # -- other backends' jobs -----------------------------------------------------------
 
     def in_foreign_job(self) -> bool:
-        if self._probed_backends != _loaded_count():
+        if self._probed_backends != len(self._loaded):
             self._refresh_probes()
         for probe in self._probes:
             if probe():
@@ -283,9 +287,7 @@ class GreenletExecutor(Executor):
             )
 
     def _refresh_probes(self) -> None:
-        from .._registry import _loaded
-
-        backends = list(_loaded.values())
+        backends = list(self._loaded.values())
         probes = []
         for backend in backends:
             if getattr(backend, "_executor", None) is self:
@@ -305,9 +307,3 @@ class GreenletExecutor(Executor):
 
     def live_fibres(self) -> int:
         return len(self.active)
-
-
-def _loaded_count() -> int:
-    from .._registry import _loaded
-
-    return len(_loaded)
