@@ -351,6 +351,7 @@ def test_a_worker_whose_start_was_interrupted_does_not_outlive_it(
         assert py.start_job(None, ctx, lambda arg: 6) == (pa.FINISH, None, 6)
 
 
+@pytest.mark.skipif(not _python_threadlocal.SUPPORTED, reason="3.13 keys threading.local data out of reach")
 def test_a_worker_that_cannot_forget_thread_locals_serves_one_job(
     threads_py: PythonBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
