@@ -9,19 +9,100 @@ behind. On top of that, every test here starts from a clean per-thread pool.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import textwrap
-from typing import Any, Iterator, Optional
+from typing import Any, Dict, Iterator, Optional
 
 import pytest
 
 import pyossl_async as pa
+from pyossl_async import _registry
 from pyossl_async.testing import plugin
 
 #: backends that must load (a missing one fails instead of skipping)
 REQUIRED = plugin.required_backends()
+
+#: the python backend's engines (PYOSSL_ASYNC_PYTHON_ENGINE), for tests parametrised over them
+PYTHON_ENGINES = ["threads", "greenlet"]
+
+
+def greenlet_problem() -> Optional[str]:
+    """Why the greenlet engine cannot run here (None: it can)."""
+    from pyossl_async.backends._python_executors import _greenlet_problem
+
+    return _greenlet_problem()
+
+
+#: one python backend per engine, made on first use and kept (their pools hold threads)
+_ENGINE_BACKENDS: Dict[str, Any] = {}
+
+
+def engine_backend(engine: str) -> Any:
+    """The python backend running ``engine`` (skipped when that engine cannot run here)."""
+    backend = _ENGINE_BACKENDS.get(engine)
+    if backend is None:
+        if engine == "greenlet":
+            problem = greenlet_problem()
+            if problem is not None:
+                pytest.skip(f"the greenlet engine cannot run here: {problem}")
+        from pyossl_async.backends.python import PythonBackend
+
+        backend = _ENGINE_BACKENDS[engine] = PythonBackend(engine)
+    return backend
+
+
+@contextlib.contextmanager
+def python_backend_with(engine: str) -> Iterator[Any]:
+    """``pa.get_backend("python")`` is the python backend running ``engine`` meanwhile, so the
+    module functions and the engine helpers (which find the running job through the
+    loaded backends) act on it."""
+    backend = engine_backend(engine)
+    with _registry._lock:
+        previous = _registry._loaded.get("python")
+        _registry._loaded["python"] = backend
+    try:
+        yield backend
+    finally:
+        with _registry._lock:
+            if previous is None:
+                _registry._loaded.pop("python", None)
+            else:
+                _registry._loaded["python"] = previous
+
+
+@pytest.fixture(params=PYTHON_ENGINES)
+def python_engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each engine of the python backend in turn, installed as ``get_backend("python")``."""
+    with python_backend_with(request.param):
+        yield request.param
+
+
+def engine_env(engine: str) -> Dict[str, str]:
+    """The environment that makes a child interpreter's python backend run ``engine``."""
+    return {"PYOSSL_ASYNC_PYTHON_ENGINE": engine}
+
+
+#: what a child interpreter can run: the openssl backend, and the python backend once
+#: per engine (for tests that run their scenario in a child: ``variant``)
+VARIANTS = ["openssl", *(f"python-{e}" for e in PYTHON_ENGINES)]
+
+
+def variant(name: str) -> tuple[str, Dict[str, str]]:
+    """``(backend name, child environment)`` for a ``VARIANTS`` entry; skipped (failed when
+    the backend is required) when it cannot run here."""
+    backend, _, engine = name.partition("-")
+    if backend not in pa.available_backends():
+        if backend in REQUIRED:
+            pytest.fail(f"required backend {backend!r} is unavailable")
+        pytest.skip(f"{backend} unavailable")
+    if not engine:
+        return backend, {}
+    if engine == "greenlet" and greenlet_problem() is not None:
+        pytest.skip(f"the greenlet engine cannot run here: {greenlet_problem()}")
+    return backend, engine_env(engine)
 
 
 def load_backend(name: str) -> pa.Backend:

@@ -48,6 +48,10 @@ def test_targets_are_judged_against_the_prebuilt_floors() -> None:
     assert verdicts["openssl: resume at 1000 paused <= 1.2x at 10"] == ("1.10x", True)
     assert verdicts["openssl: burst stall <= 2x plain coroutines"] == ("1.50x", True)
     assert verdicts["python cycle (greenlet engine) <= 3x openssl cycle"] == ("not measured", None)
+    assert verdicts["python cycle on threads (informational: vs openssl)"] == ("5.00x", None)
+    results["cycle"]["python_greenlet"] = _r(4.0)
+    verdicts = {t["target"]: (t["value"], t["met"]) for t in _bench._targets(results)}
+    assert verdicts["python cycle (greenlet engine) <= 3x openssl cycle"] == ("2.86x", True)
 
 
 def test_missing_rows_are_not_measured_rather_than_met() -> None:

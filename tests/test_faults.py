@@ -22,9 +22,10 @@ import pytest
 
 import pyossl_async as pa
 
-from .conftest import run_isolated, run_isolated_sigint
+from .conftest import VARIANTS, run_isolated, run_isolated_sigint, variant
 
-NAMES = ["openssl", "python"]
+#: the openssl backend, and the python backend once per engine
+NAMES = VARIANTS
 
 
 def _require(name: str) -> None:
@@ -132,8 +133,8 @@ def _lost_at_the_end_of_a_job(report: str) -> bool:
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize("name", NAMES)
-def test_sigint_storm_leaves_every_job_paused_or_finished(name: str) -> None:
+@pytest.mark.parametrize("variant_name", NAMES)
+def test_sigint_storm_leaves_every_job_paused_or_finished(variant_name: str) -> None:
     """SIGINT every few hundred microseconds while jobs start, pause and resume.
 
     KeyboardInterrupt lands anywhere: in job code, in the caller, and between two
@@ -143,8 +144,8 @@ def test_sigint_storm_leaves_every_job_paused_or_finished(name: str) -> None:
     was entered was printed and dropped by ctypes, the job reported as "must return
     an int". Now every job is paused or finished whatever the interrupt hit.
     """
-    _require(name)
-    proc = run_isolated_sigint(STORM.replace("NAME", repr(name)).replace("TARGET", "1500"), timeout=240)
+    name, env = variant(variant_name)
+    proc = run_isolated_sigint(STORM.replace("NAME", repr(name)).replace("TARGET", "1500"), env=env, timeout=240)
     out = _result(proc)
     assert out["interrupts"] >= 100, out  # the storm did reach the library
     if sys.version_info >= (3, 10):
@@ -200,8 +201,8 @@ print(json.dumps(log))
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize("name", NAMES)
-def test_sigint_while_a_job_blocks(name: str) -> None:
+@pytest.mark.parametrize("variant_name", NAMES)
+def test_sigint_while_a_job_blocks(variant_name: str) -> None:
     """Ctrl-C while job code blocks in a system call.
 
     openssl: the job runs on the main thread, so the signal interrupts its call and
@@ -209,9 +210,10 @@ def test_sigint_while_a_job_blocks(name: str) -> None:
     ``start_job``. python: the job runs on a worker thread, which signals never
     interrupt; the driver raises KeyboardInterrupt once the job's turn ends.
     """
-    _require(name)
-    log = json.loads(run_isolated_sigint(BLOCKING.replace("NAME", repr(name))).stdout)
-    first = "job interrupted" if name == "openssl" else "job not interrupted"
+    name, env = variant(variant_name)
+    log = json.loads(run_isolated_sigint(BLOCKING.replace("NAME", repr(name)), env=env).stdout)
+    # on greenlets, as on OpenSSL's fibres, the job runs on the main thread itself
+    first = "job not interrupted" if variant_name == "python-threads" else "job interrupted"
     assert log == [first, "job finally", "start_job raised KeyboardInterrupt", [int(pa.FINISH), None, 3]]
 
 
@@ -260,8 +262,8 @@ print(json.dumps(log))
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize("name", NAMES)
-def test_sigint_while_a_job_computes(name: str) -> None:
+@pytest.mark.parametrize("variant_name", NAMES)
+def test_sigint_while_a_job_computes(variant_name: str) -> None:
     """Ctrl-C while job code runs pure Python (README, Security and limits).
 
     openssl on 3.9-3.12: KeyboardInterrupt inside the job, as on the main thread.
@@ -270,19 +272,19 @@ def test_sigint_while_a_job_computes(name: str) -> None:
     ``start_job``, after closing the paused job (its ``pause_job()`` raises
     ``JobCancelled``), since its handle cannot be returned along with it.
     """
-    _require(name)
-    log = json.loads(run_isolated_sigint(BUSY.replace("NAME", repr(name))).stdout)
-    if name == "openssl" and sys.version_info < (3, 13):
+    name, env = variant(variant_name)
+    log = json.loads(run_isolated_sigint(BUSY.replace("NAME", repr(name)), env=env).stdout)
+    if variant_name == "python-greenlet" or (name == "openssl" and sys.version_info < (3, 13)):
         assert log == ["job interrupted", "start_job raised KeyboardInterrupt", 0]
     else:
         assert log == ["loop done", "job cancelled", "start_job raised KeyboardInterrupt", 0]
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize("name", NAMES)
-def test_sigint_while_jobs_are_paused(name: str) -> None:
+@pytest.mark.parametrize("variant_name", NAMES)
+def test_sigint_while_jobs_are_paused(variant_name: str) -> None:
     """KeyboardInterrupt in the caller's own code leaves its paused jobs paused and usable."""
-    _require(name)
+    name, env = variant(variant_name)
     proc = run_isolated_sigint(
         f"""
         import os, signal
@@ -297,7 +299,8 @@ def test_sigint_while_jobs_are_paused(name: str) -> None:
             pass
         print([h.state for h in hs], [b.start_job(h, None, None)[2] for h in hs])
         ctx.close()
-        """
+        """,
+        env=env,
     )
     assert proc.stdout.strip() == "['paused', 'paused', 'paused', 'paused', 'paused'] [0, 1, 2, 3, 4]"
 
@@ -329,17 +332,16 @@ print(json.dumps({"status": int(status), "paused": len(handles), "results": sort
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("variant_name", NAMES)
 @pytest.mark.parametrize("stack_mode", ["", "nested", "openssl"])
-def test_no_memory_for_another_job_is_no_jobs(name: str, stack_mode: str) -> None:
+def test_no_memory_for_another_job_is_no_jobs(variant_name: str, stack_mode: str) -> None:
     """With the address space exhausted, a new job is ``NO_JOBS`` (as in C), never a crash.
 
     Before, the openssl backend on 3.0/3.1 (our own nested stacks) raised the
     MemoryError of its ``mmap`` instead, where OpenSSL 3.2+ (its allocator calls
     ours) and the python backend (no thread to start) returned ``NO_JOBS``.
     """
-    _require(name)
-    env = {}
+    name, env = variant(variant_name)
     if stack_mode:
         from .test_openssl_native import ALT_LIBCRYPTO
 
@@ -356,8 +358,8 @@ def test_no_memory_for_another_job_is_no_jobs(name: str, stack_mode: str) -> Non
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize("name", NAMES)
-def test_interpreter_exit_unwinds_the_main_threads_paused_jobs(name: str) -> None:
+@pytest.mark.parametrize("variant_name", NAMES)
+def test_interpreter_exit_unwinds_the_main_threads_paused_jobs(variant_name: str) -> None:
     """At exit the main thread's paused jobs are unwound (``finally`` runs), one whose
     unwinding raises is reported and the others still run, one that holds its own
     handle is unwound too, and a WaitCtx never closed is closed when collected, its
@@ -367,7 +369,7 @@ def test_interpreter_exit_unwinds_the_main_threads_paused_jobs(name: str) -> Non
     ran after module globals were cleared and gave up), and reporting the failed
     unwinding kept every job's records, and their contexts, alive for good.
     """
-    _require(name)
+    name, env = variant(variant_name)
     proc = run_isolated(
         f"""
         import os
@@ -397,6 +399,7 @@ def test_interpreter_exit_unwinds_the_main_threads_paused_jobs(name: str) -> Non
         print("exiting", flush=True)
         """,
         args=("-X", "dev"),
+        env=env,
     )
     assert proc.stdout.splitlines() == [
         "exiting",
@@ -411,12 +414,12 @@ def test_interpreter_exit_unwinds_the_main_threads_paused_jobs(name: str) -> Non
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize("name", NAMES)
-def test_interpreter_exit_reports_paused_jobs_of_daemon_threads(name: str) -> None:
+@pytest.mark.parametrize("variant_name", NAMES)
+def test_interpreter_exit_reports_paused_jobs_of_daemon_threads(variant_name: str) -> None:
     """A daemon thread still running at exit can never resume its paused jobs, and no
     other thread may: a ResourceWarning says their ``finally`` blocks will not run.
     Before, they were dropped without a word."""
-    _require(name)
+    name, env = variant(variant_name)
     proc = run_isolated(
         f"""
         import threading
@@ -440,6 +443,7 @@ def test_interpreter_exit_reports_paused_jobs_of_daemon_threads(name: str) -> No
         print("exiting", flush=True)
         """,
         args=("-X", "dev"),
+        env=env,
     )
     assert proc.stdout.splitlines() == ["exiting", "finally main"], proc.stdout
     assert f"interpreter exit: 2 paused {name} job(s) of threads still running" in proc.stderr, proc.stderr
@@ -503,17 +507,23 @@ print(json.dumps(out))
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize("name", NAMES)
-def test_memory_and_recursion_errors_inside_a_job(name: str) -> None:
+@pytest.mark.parametrize("variant_name", NAMES)
+def test_memory_and_recursion_errors_inside_a_job(variant_name: str) -> None:
     """MemoryError and RecursionError raised in a resumed job end it and rise from
     ``start_job`` with the job's frames; a job's recursion budget is its own, not
-    what is left of its caller's (it runs on a thread state of its own)."""
-    _require(name)
-    out = _result(run_isolated(IN_JOB_FAULTS.replace("NAME", repr(name))))
+    what is left of its caller's (it runs on a thread state of its own). On the
+    python backend's greenlet engine the job continues its caller's count (an
+    allowed difference): started 100 frames below the limit, it has those 100."""
+    name, env = variant(variant_name)
+    out = _result(run_isolated(IN_JOB_FAULTS.replace("NAME", repr(name)), env=env))
     assert out["memory"] == ["MemoryError", True, "finished"], out
     assert out["recursion"] == ["RecursionError", True, "finished"], out
     limit = sys.getrecursionlimit()
-    assert out["reached_top"] > limit * 0.9 and out["reached_deep"] > limit * 0.9, out
+    assert out["reached_top"] > limit * 0.9, out
+    if variant_name == "python-greenlet":
+        assert 50 < out["reached_deep"] <= 100, out
+    else:
+        assert out["reached_deep"] > limit * 0.9, out
     assert out["deep_start"] is True and out["fresh"] == [int(pa.FINISH), None, 3], out
 
 
@@ -570,8 +580,8 @@ ctx.close()
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize("name", NAMES)
-def test_the_callers_recursion_limit_never_strands_a_job(name: str) -> None:
+@pytest.mark.parametrize("variant_name", NAMES)
+def test_the_callers_recursion_limit_never_strands_a_job(variant_name: str) -> None:
     """Resume, close, drop and start jobs 1 to 60 frames below the recursion limit.
 
     Found by the fuzzer on 3.12+: a paused job closed there was unwound, then the
@@ -580,8 +590,8 @@ def test_the_callers_recursion_limit_never_strands_a_job(name: str) -> None:
     RecursionError may reach the caller, but every job ends paused or finished
     and the recursion limit is what it was.
     """
-    _require(name)
-    out = _result(run_isolated(AT_THE_LIMIT.replace("NAME", repr(name)), args=("-W", "ignore")))
+    name, env = variant(variant_name)
+    out = _result(run_isolated(AT_THE_LIMIT.replace("NAME", repr(name)), args=("-W", "ignore"), env=env))
     assert out["errors"] > 0, out  # the limit was reached
     assert set(out["seen"]) <= {"paused", "finished"}, out
     assert out["left"] == [] and out["busy"] == 0 and out["limit_restored"], out
@@ -627,13 +637,13 @@ def test_a_recursion_limit_deeper_than_a_job_stack_is_refused_not_crashed() -> N
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize("name", NAMES)
-def test_a_paused_job_whose_finaliser_was_interrupted_is_unwound_later(name: str) -> None:
+@pytest.mark.parametrize("variant_name", NAMES)
+def test_a_paused_job_whose_finaliser_was_interrupted_is_unwound_later(variant_name: str) -> None:
     """A signal handler that raises as a dropped handle's ``__del__`` starts (CPython 3.9
     runs handlers between any two instructions; simulated here by replacing the
     method it calls) left the job paused for good: its WaitCtx could never close
     and ``cleanup_thread()`` refused. Both now unwind such jobs first."""
-    _require(name)
+    name, env = variant(variant_name)
     proc = run_isolated(
         f"""
         import gc, warnings
@@ -663,6 +673,7 @@ def test_a_paused_job_whose_finaliser_was_interrupted_is_unwound_later(name: str
         print(log)
         """,
         args=("-W", "ignore"),
+        env=env,
     )
     assert proc.stdout.splitlines() == ["[] ['paused']", "['ctx', 'thread']"], proc.stdout + proc.stderr
 
@@ -710,17 +721,19 @@ print(raised, sys.getrecursionlimit())
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize("name", NAMES)
-def test_the_recursion_limit_comes_back_at_the_next_call_of_any_thread(name: str) -> None:
+@pytest.mark.parametrize("variant_name", NAMES)
+def test_the_recursion_limit_comes_back_at_the_next_call_of_any_thread(variant_name: str) -> None:
     """3.12+ refuses a recursion limit below the current depth, so a drive settled
     right at the limit cannot put the old limit back before returning. Found in
     review: it was left for that thread's next call on that backend, and stayed
     raised for good when the thread exited. The limit is interpreter-wide; so is
     the pending restore now."""
-    _require(name)
-    raised, final = run_isolated(LIMIT_ACROSS_THREADS.replace("NAME", repr(name))).stdout.split()
+    name, env = variant(variant_name)
+    raised, final = run_isolated(LIMIT_ACROSS_THREADS.replace("NAME", repr(name)), env=env).stdout.split()
     assert final == "400", (raised, final)
-    if sys.version_info >= (3, 12):
+    # (on greenlets a job continues its caller's recursion count: the limit is reached in
+    # the job, whose exception it is, never in the bookkeeping after a switch)
+    if sys.version_info >= (3, 12) and variant_name != "python-greenlet":
         assert raised == "600", raised  # the case this test is about did happen
 
 

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-import pyossl_async as pa
-
-from .conftest import run_isolated
+from .conftest import VARIANTS, run_isolated, variant
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize("name", ["openssl", "python"])
-def test_fork_inside_a_job(name: str) -> None:
-    if name not in pa.available_backends():
-        pytest.skip(f"{name} unavailable")
+@pytest.mark.parametrize("variant_name", VARIANTS)
+def test_fork_inside_a_job(variant_name: str) -> None:
+    name, env = variant(variant_name)
     proc = run_isolated(
         f"""
         import os
@@ -33,7 +30,8 @@ def test_fork_inside_a_job(name: str) -> None:
         with b.WaitCtx() as ctx:
             _, j, _ = b.start_job(None, ctx, job)
             print("parent", tuple(b.start_job(j, None, None)), flush=True)
-        """
+        """,
+        env=env,
     )
     assert proc.stdout.splitlines() == [
         "child pause True",

@@ -28,16 +28,15 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
-from typing import Any, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pyossl_async._registry import BACKEND_NAMES
 from pyossl_async.testing import _settings as _testing_settings
 
-from .conftest import load_backend
+from .conftest import VARIANTS, variant
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join(os.path.dirname(HERE), "src")
@@ -57,8 +56,10 @@ class ChildDied(AssertionError):
 class FuzzChild:
     """A ``fuzz_machine.py`` child for one backend; restarted after a crash."""
 
-    def __init__(self, backend: str) -> None:
+    def __init__(self, backend: str, env: Optional[Dict[str, str]] = None) -> None:
         self.backend = backend
+        #: added to the child's environment (the python backend's engine)
+        self.env = env or {}
         self.proc: Optional[subprocess.Popen[str]] = None
         self.stderr: Any = None
         #: what the programs did, summed over the run (printed with PYOSSL_ASYNC_FUZZ_STATS=1)
@@ -67,6 +68,7 @@ class FuzzChild:
     def _spawn(self) -> subprocess.Popen[str]:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, env.get("PYTHONPATH")]))
+        env.update(self.env)
         log = _testing_settings.fuzz_log()  # keep the child's stderr (every program) there
         self.stderr = open(log, "a+") if log else tempfile.TemporaryFile(mode="w+")
         return subprocess.Popen(
@@ -155,10 +157,10 @@ class FuzzChild:
             raise ChildDied(f"the {self.backend} child exited with {proc.returncode} at exit\n{tail}")
 
 
-@pytest.fixture(scope="module", params=BACKEND_NAMES)
+@pytest.fixture(scope="module", params=VARIANTS)
 def child(request: pytest.FixtureRequest) -> Iterator[FuzzChild]:
-    load_backend(request.param)  # skips (or fails, in CI) when the backend cannot load
-    c = FuzzChild(request.param)
+    name, env = variant(request.param)  # skips (or fails, in CI) when the backend cannot load
+    c = FuzzChild(name, env)
     yield c
     c.close()
     if _testing_settings.fuzz_stats():

@@ -2,8 +2,9 @@
 
 Every figure is compared with a reference measured in the same run, so ratios
 stay meaningful on a noisy machine: the openssl backend against the bare ctypes
-floor (the least any Python driving OpenSSL jobs can pay), the python backend,
-a greenlet switch pair and a C loop when those are available.
+floor (the least any Python driving OpenSSL jobs can pay), the python backend
+with each of its engines side by side (greenlets, when greenlet is installed, and
+worker threads), a bare greenlet switch pair and a C loop when those are available.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Callable, Dict, List, Optional
 from . import _registry
 from ._cli_support import CliError, check_output_path, require_backends
 from ._constants import Status
+from ._errors import BackendUnavailable
 
 __all__ = ["check_bench_args", "measure", "run_bench"]
 
@@ -184,6 +186,19 @@ def _greenlet_cycle() -> Optional[Callable[[int], float]]:
         return dt
 
     return run
+
+
+def _python_engines() -> Dict[str, Any]:
+    """A python backend per engine that can run here (greenlet first): side by side."""
+    from .backends.python import PythonBackend
+
+    out: Dict[str, Any] = {}
+    for engine in ("greenlet", "threads"):
+        try:
+            out[engine] = PythonBackend(engine)
+        except BackendUnavailable:  # greenlet not installed
+            continue
+    return out
 
 
 def _handoff_cycle() -> Callable[[int], float]:
@@ -642,16 +657,20 @@ def run_bench(args: argparse.Namespace) -> int:
             print(_row("openssl backend, call chain (fallback)", cycle["openssl_chain"], floor))
             cycle["openssl_chain_module"] = measure(_on_chain(openssl, _module_cycle(openssl)), n_cycle, repeats)
             print(_row("  through pa.start_job/pa.pause_job", cycle["openssl_chain_module"], floor))
+    engines = _python_engines() if "python" in names else {}
     if "python" in names:
-        n_py = max(n_cycle // 20, 1000)
-        cycle["python"] = measure(_api_cycle(_registry.get_backend("python")), n_py, repeats)
-        print(_row("python backend", cycle["python"], floor))
-        cycle["handoff"] = measure(_handoff_cycle(), n_py, repeats)
-        print(_row("two-thread lock handoff (python's floor)", cycle["handoff"], floor))
+        default = getattr(_registry.get_backend("python"), "engine", "threads")
+        for engine, backend in engines.items():
+            n_py = n_cycle if engine == "greenlet" else max(n_cycle // 20, 1000)
+            cycle[f"python_{engine}"] = measure(_api_cycle(backend), n_py, repeats)
+            print(_row(f"python backend, {engine} engine", cycle[f"python_{engine}"], floor))
+        cycle["python"] = cycle.get(f"python_{default}")
+        cycle["handoff"] = measure(_handoff_cycle(), max(n_cycle // 20, 1000), repeats)
+        print(_row("two-thread lock handoff (threads' floor)", cycle["handoff"], floor))
     g = _greenlet_cycle()
     if g is not None:
         cycle["greenlet"] = measure(g, n_cycle, repeats)
-        print(_row("greenlet switch pair (not OpenSSL)", cycle["greenlet"], floor))
+        print(_row("greenlet switch pair (greenlet engine's floor)", cycle["greenlet"], floor))
     else:
         print("  greenlet switch pair: not installed (pip install greenlet)")
     if openssl is not None:
@@ -672,9 +691,12 @@ def run_bench(args: argparse.Namespace) -> int:
         if "openssl_chain" in cycle:
             sf["openssl_chain"] = measure(_on_chain(openssl, _api_start_finish(openssl)), n_cycle // 2, repeats)
             print(_row("openssl backend, call chain (fallback)", sf["openssl_chain"], sf["floor_minimal"]))
-    if "python" in names:
-        sf["python"] = measure(_api_start_finish(_registry.get_backend("python")), max(n_cycle // 40, 500), repeats)
-        print(_row("python backend", sf["python"], sf.get("floor_minimal")))
+    for engine, backend in engines.items():
+        n_sf = n_cycle // 2 if engine == "greenlet" else max(n_cycle // 40, 500)
+        sf[f"python_{engine}"] = measure(_api_start_finish(backend), n_sf, repeats)
+        print(_row(f"python backend, {engine} engine", sf[f"python_{engine}"], sf.get("floor_minimal")))
+    if engines:
+        sf["python"] = sf.get(f"python_{getattr(_registry.get_backend('python'), 'engine', 'threads')}")
     results["start_finish"] = sf
 
     counts = [10, 100, 1000] if quick else [10, 100, 1000, 10000]
@@ -783,11 +805,13 @@ def _targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
         on_uv = key.endswith("/uvloop")
         cap = 2.5 if on_uv else 2.0
         add(f"aio.run_job per wait <= {cap:g}x plain coroutine ({key}{'' if on_uv else '/asyncio'})", r["ratio"], cap)
-    add("python cycle (greenlet engine) <= 3x openssl cycle", None, 3.0)
-    if "python" in cycle and "openssl" in cycle:
+    add("python cycle (greenlet engine) <= 3x openssl cycle",
+        ratio(cycle.get("python_greenlet"), cycle.get("openssl")), 3.0)
+    threads = cycle.get("python_threads") or cycle.get("python")
+    if threads and "openssl" in cycle:
         out.append({
             "target": "python cycle on threads (informational: vs openssl)",
-            "value": f"{ratio(cycle['python'], cycle['openssl']):.2f}x",
+            "value": f"{ratio(threads, cycle['openssl']):.2f}x",
             "met": None,
         })
     for name, rows in results.get("scaling", {}).items():

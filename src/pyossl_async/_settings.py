@@ -32,12 +32,14 @@ if TYPE_CHECKING:
 
     StackMode = Literal["auto", "nested", "openssl"]
     SwitchMode = Literal["auto", "native", "chain"]
+    PythonEngine = Literal["auto", "greenlet", "threads"]
 
 __all__ = [
     "ENV_BACKEND",
     "ENV_CLOSE_TIMEOUT",
     "ENV_DEBUG",
     "ENV_LIBCRYPTO",
+    "ENV_PYTHON_ENGINE",
     "ENV_STACK_MODE",
     "ENV_STACK_SIZE",
     "ENV_SWITCH",
@@ -55,6 +57,7 @@ __all__ = [
     "libcrypto",
     "parse_size",
     "problems",
+    "python_engine",
     "raw",
     "stack_mode",
     "stack_size",
@@ -69,12 +72,14 @@ ENV_STACK_SIZE = "PYOSSL_ASYNC_STACK_SIZE"
 ENV_STACK_MODE = "PYOSSL_ASYNC_STACK_MODE"
 ENV_SWITCH = "PYOSSL_ASYNC_SWITCH"
 ENV_DEBUG = "PYOSSL_ASYNC_DEBUG"
+ENV_PYTHON_ENGINE = "PYOSSL_ASYNC_PYTHON_ENGINE"
 
 _K = TypeVar("_K", bound=str)
 _BACKENDS: Dict[str, BackendName] = {"openssl": "openssl", "python": "python"}
 #: the accepted values of the keyword settings, the default first
 _STACK_MODES: Dict[str, StackMode] = {"auto": "auto", "nested": "nested", "openssl": "openssl"}
 _SWITCH_MODES: Dict[str, SwitchMode] = {"auto": "auto", "native": "native", "chain": "chain"}
+_PYTHON_ENGINES: Dict[str, PythonEngine] = {"auto": "auto", "greenlet": "greenlet", "threads": "threads"}
 #: the smallest job stack the openssl backend accepts (``PYOSSL_ASYNC_STACK_SIZE``)
 MIN_STACK_SIZE = 64 << 10
 DEFAULT_CLOSE_TIMEOUT = 10.0
@@ -202,6 +207,15 @@ def switch_mode() -> SwitchMode:
     return _keyword(ENV_SWITCH, _SWITCH_MODES, "switch mode")
 
 
+def python_engine() -> PythonEngine:
+    """``$PYOSSL_ASYNC_PYTHON_ENGINE``: what runs the python backend's jobs.
+
+    ``greenlet``: greenlets (the package must import); ``threads``: worker
+    threads; ``auto`` (unset): greenlets when greenlet imports, else threads.
+    """
+    return _keyword(ENV_PYTHON_ENGINE, _PYTHON_ENGINES, "python engine")
+
+
 def flag(name: str) -> bool:
     """An on/off variable (off when unset): ``1``/``on``/``yes``/``true`` or ``0``/``off``/``no``/``false``."""
     value = raw(name)
@@ -255,6 +269,7 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting(ENV_STACK_SIZE, "4M", stack_size),
     Setting(ENV_STACK_MODE, "auto", stack_mode),
     Setting(ENV_SWITCH, "auto", switch_mode),
+    Setting(ENV_PYTHON_ENGINE, "auto", python_engine),
     Setting(ENV_DEBUG, "off", debug, debug=True),
 )
 

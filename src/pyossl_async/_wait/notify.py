@@ -67,20 +67,38 @@ _free_slots: List["_TokenSlot"] = []
 
 
 class _TokenSlot:
-    """A token's C string (never freed: see the module docstring)."""
+    """A token, and its C string once C needs one (never freed: see the module docstring).
 
-    __slots__ = ("address", "buffer", "token")
+    The C string is made on first use of ``address`` (a callback installed on a
+    real ``ASYNC_WAIT_CTX``): the python backend's contexts call the pipe's
+    ``write`` with the token itself, and a driver of them imports no ctypes at
+    all. (A first ``import ctypes`` inside a close, with signal handlers raising
+    into the import machinery, made CPython 3.9/3.10 report a SystemError.)
+    """
+
+    __slots__ = ("_address", "_buffer", "token")
 
     def __init__(self) -> None:
-        import ctypes
-
-        self.buffer = ctypes.create_string_buffer(TOKEN_SIZE + 1)
-        self.address = ctypes.addressof(self.buffer)
+        self._buffer: Any = None
+        self._address = 0
         self.token = b""
+
+    @property
+    def address(self) -> int:
+        """The address of the token's NUL-terminated C string (stable for good)."""
+        if self._buffer is None:
+            import ctypes
+
+            buffer = ctypes.create_string_buffer(TOKEN_SIZE + 1)
+            buffer.raw = self.token + b"\0"
+            self._address = ctypes.addressof(buffer)
+            self._buffer = buffer
+        return self._address
 
     def renew(self) -> bytes:
         self.token = _token_bytes(next(_numbers))
-        self.buffer.raw = self.token + b"\0"
+        if self._buffer is not None:
+            self._buffer.raw = self.token + b"\0"
         return self.token
 
 

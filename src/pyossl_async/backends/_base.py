@@ -260,9 +260,9 @@ def _busy(thread: ThreadJobs) -> bool:
     """Whether the library is in the middle of a ``start_job()``/``close()``/``cleanup_thread()``
     on this thread (the caller must be that thread, outside its jobs).
 
-    ``thread.busy`` says so, unless it is stale: on CPython 3.9, which runs signal
-    handlers between any two instructions, an interrupt landing at the first
-    instruction of a ``finally`` skips the decrement. The counter is trusted only
+    ``thread.busy`` says so, unless it is stale: CPython 3.9 and 3.10 run signal
+    handlers as an exception enters a ``finally`` block (3.9 between any two
+    instructions), so an interrupt landing there skips the decrement. The counter is trusted only
     while one of the library's busy frames is really on the stack; a stale one is
     reset instead of refusing every later call of the thread.
     """
@@ -281,8 +281,9 @@ def _busy(thread: ThreadJobs) -> bool:
     return True  # too deep to tell (nested handlers): keep refusing
 
 
-#: only CPython 3.9 runs signal handlers at the first instruction of a ``finally``
-_STALE_BUSY_POSSIBLE = sys.version_info < (3, 10)
+#: CPython 3.9 and 3.10 run signal handlers at the first instruction of a ``finally``
+#: entered by an exception (3.11+ check only at calls and backward jumps)
+_STALE_BUSY_POSSIBLE = sys.version_info < (3, 11)
 #: how many frames ``_busy`` looks at; a busy frame sits within a few dozen of them
 _BUSY_FRAMES = 64
 
@@ -1173,19 +1174,20 @@ class BackendBase(abc.ABC):
             timeout = _settings.default_close_timeout()
         # busy for the whole close, waits included: a signal handler or finaliser
         # that starts, resumes or closes a job of this thread meanwhile is refused
+        # (no return inside the try: 3.12 sets a return's line before its inlined
+        # finally, where an exception would skip the decrement)
         thread.busy += 1
         try:
-            if unwind(Closing(self, thread, record, handle), timeout, watch):
-                return True
-            if given_up:
-                return False
-            raise AsyncError(stuck_message(timeout, "kept, closable" if kept is not None else "closable"))
+            ended = unwind(Closing(self, thread, record, handle), timeout, watch)
         finally:
             thread.busy -= 1
             if record.kept is not None and cast(str, record.state) != "paused":  # (the close changes it)
                 release(record)
             if (thread.pending or _HEADROOM.pending) and thread.running is None and not _busy(thread):
                 self._drain_pending(thread)
+        if ended or given_up:
+            return ended
+        raise AsyncError(stuck_message(timeout, "kept, closable" if kept is not None else "closable"))
 
     def _handle_of(self, record: JobRecord, handle: Optional[Job]) -> Job:
         """The job's public handle (resurrected by its finaliser, or still referenced)."""

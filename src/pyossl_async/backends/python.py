@@ -13,10 +13,14 @@ what OpenSSL keeps in its two thread-locals:
 * the ctx (``async_ctx``): here only its ``blocked`` counter matters; the running
   job is ``ThreadJobs.running`` of the shared layer.
 
-An OpenSSL job is a fibre; here it is a ``Worker`` thread (``_python_workers``) that
-runs one job at a time and hands control back and forth with the driving thread,
-so exactly one of them runs. Workers are what the pool holds: created up to
-``max_size``, pre-created by ``init_size``, reused most-recently-finished first.
+An OpenSSL job is a fibre; here it is a *fibre* of an executor
+(``_python_executors``): a worker thread that hands control back and forth with
+the driving thread (``"threads"``), or a greenlet on the driving thread itself
+(``"greenlet"``, when the optional ``greenlet`` package imports). Either way
+exactly one of the driver and the job runs at a time. Fibres are what the pool
+holds: created up to ``max_size``, pre-created by ``init_size``, reused
+most-recently-finished first. ``PYOSSL_ASYNC_PYTHON_ENGINE`` (``auto``,
+``greenlet`` or ``threads``) chooses the executor when the backend loads.
 """
 
 from __future__ import annotations
@@ -24,29 +28,28 @@ from __future__ import annotations
 import itertools
 import sys
 import threading
-from typing import Any, Dict, List, Optional, cast
+from typing import Any, List, Optional, cast
 
+from .. import _settings
 from .._constants import Status
 from .._errors import ErrorEntry, JobStateError
 from .._protocol import BackendName
 from .._validate import init_size_limit, size_t
 from ._base import DEFAULT_TIMEOUT, INTERRUPTED_JOB, BackendBase, Job, JobRecord, ThreadJobs
-from ._python_threadlocal import SUPPORTED as THREADLOCAL_ISOLATION
+from ._python_executors import Executor, Fibre, FibreStartError, choose_executor
 from ._python_waitctx import PythonWaitCtx
-from ._python_workers import Worker, WorkerStartError
 
 __all__ = ["PythonBackend"]
 
 _get_ident = threading.get_ident
 
-
 class _Pool:
-    """``async_pool``: idle workers (LIFO), how many this pool created, its limit."""
+    """``async_pool``: idle fibres (LIFO), how many this pool created, its limit."""
 
     __slots__ = ("curr_size", "idle", "max_size")
 
     def __init__(self, max_size: int) -> None:
-        self.idle: List[Worker] = []
+        self.idle: List[Fibre] = []
         self.curr_size = 0
         self.max_size = max_size
 
@@ -65,7 +68,7 @@ class _DriverState:
 
 
 class PythonBackend(BackendBase):
-    """OpenSSL's ASYNC API in pure Python; jobs run on pooled worker threads."""
+    """OpenSSL's ASYNC API in pure Python; jobs run on pooled fibres of an executor."""
 
     name: BackendName = "python"
     _ctx_class = PythonWaitCtx
@@ -73,11 +76,26 @@ class PythonBackend(BackendBase):
     #: no libcrypto, so never any error-queue entries
     last_errors: tuple[ErrorEntry, ...] = ()
 
-    def __init__(self) -> None:
+    def __init__(self, engine: Optional[str] = None) -> None:
+        """``engine``: ``auto``, ``greenlet`` or ``threads``; by default the setting
+        ``$PYOSSL_ASYNC_PYTHON_ENGINE`` (``SettingError`` when it is not valid).
+        ``BackendUnavailable`` when it names ``greenlet`` where greenlet cannot run."""
+        choice: str
+        if engine is None:
+            choice, source = _settings.python_engine(), _settings.ENV_PYTHON_ENGINE
+        else:
+            choice, source = engine, "PythonBackend(engine)"
+        executor, reason = choose_executor(choice, source)
         super().__init__()
-        #: worker thread ident -> worker, for every live worker thread
-        self._workers: Dict[int, Worker] = {}
+        self._executor: Executor = executor
+        #: why this executor runs (``info``)
+        self.engine_reason = reason
         self._worker_names = itertools.count(1)
+
+    @property
+    def engine(self) -> str:
+        """The executor that runs this backend's jobs: ``"greenlet"`` or ``"threads"``."""
+        return self._executor.name
 
     # -- capabilities ------------------------------------------------------------
 
@@ -86,10 +104,13 @@ class PythonBackend(BackendBase):
         return True
 
     def info(self) -> dict[str, Any]:
+        executor = self._executor
         return {
-            "engine": "worker threads (lock handoff)",
-            "worker_threads": len(self._workers),
-            "threading_local_isolation": THREADLOCAL_ISOLATION,
+            "engine": executor.name,
+            "engine_detail": executor.description,
+            "engine_reason": self.engine_reason,
+            "worker_threads": executor.live_fibres() if executor.name == "threads" else 0,
+            "threading_local_isolation": executor.threading_local_isolation,
         }
 
     def WaitCtx(self) -> PythonWaitCtx:  # noqa: N802 - contract name
@@ -98,19 +119,21 @@ class PythonBackend(BackendBase):
     # -- per-thread state ----------------------------------------------------------
 
     def _current(self) -> tuple[Optional[ThreadJobs], Optional[JobRecord]]:
-        """On a worker thread: its driving thread's records and the job it runs."""
-        ident = _get_ident()
-        worker = self._workers.get(ident)
-        if worker is None:
-            thread = self._threads.get(ident)
+        """Inside a job: its driving thread's records and the job; else the caller's."""
+        fibre = self._executor.current()
+        if fibre is None:
+            thread = self._threads.get(_get_ident())
             return thread, (thread.running if thread is not None else None)
-        record = worker.record
-        if record is None:  # an idle worker runs no job
+        record = fibre.record
+        if record is None:  # an idle fibre runs no job
             return None, None
-        return worker.owner, record  # type: ignore[return-value]
+        return fibre.owner, record
 
     def _engine_in_job(self) -> bool:
-        return _get_ident() in self._workers
+        return self._executor.current() is not None
+
+    def _engine_in_foreign_job(self) -> bool:
+        return self._executor.in_foreign_job()
 
     def _driver(self) -> tuple[ThreadJobs, _DriverState]:
         """The calling thread's records and model state (the driving thread's, in a job)."""
@@ -122,15 +145,15 @@ class PythonBackend(BackendBase):
             state = thread.engine = _DriverState()
         return thread, state
 
-    def _new_worker(self, thread: ThreadJobs) -> Optional[Worker]:
+    def _new_worker(self, thread: ThreadJobs) -> Optional[Fibre]:
         """``async_job_new`` + ``async_fibre_makecontext``; None when that fails."""
         try:
-            return Worker(thread, self._workers, f"pyossl-async-worker-{next(self._worker_names)}")
-        except WorkerStartError:
+            return self._executor.new_fibre(thread, f"pyossl-async-worker-{next(self._worker_names)}")
+        except FibreStartError:
             return None
 
     @staticmethod
-    def _stop_all(workers: List[Worker], join: bool) -> None:
+    def _stop_all(workers: List[Fibre], join: bool) -> None:
         for worker in workers:
             worker.stop()
         if join:
@@ -185,14 +208,11 @@ class PythonBackend(BackendBase):
         self._stop_all(idle, join=False)
 
     def _after_fork_in_child(self) -> None:
-        """No worker thread exists in the child; a job that forked continues without a driver."""
-        me = self._workers.get(_get_ident())
-        if me is not None:
-            me.orphaned = True
-        self._workers = {}
+        """The parent's fibres are not the child's; a job that forked continues without a driver."""
+        self._executor.after_fork_in_child()
         super()._after_fork_in_child()
 
-    def _pool_worker(self, thread: ThreadJobs, state: _DriverState) -> Optional[Worker]:
+    def _pool_worker(self, thread: ThreadJobs, state: _DriverState) -> Optional[Fibre]:
         """``async_get_pool_job``: the most recently idled worker, or a new one within the limit."""
         pool = state.pool
         if pool is None:  # no init_thread: as ASYNC_init_thread(0, 0)
@@ -206,12 +226,23 @@ class PythonBackend(BackendBase):
             pool.curr_size += 1
         return worker
 
-    def _release_worker(self, state: _DriverState, worker: Worker) -> None:
-        """``async_release_job``: back onto the thread's *current* pool."""
+    def _release_worker(self, state: _DriverState, worker: Fibre) -> None:
+        """``async_release_job``: back onto the thread's *current* pool.
+
+        A fibre that must not run another job (a worker thread whose thread-locals
+        could not be forgotten) is replaced by a new one, so the pool keeps its size.
+        """
         pool = state.pool
         if pool is None:  # C: internal error, the job is not pushed
             worker.stop()
             return
+        if not worker.reusable:
+            worker.stop()
+            replacement = self._new_worker(worker.owner)
+            if replacement is None:  # none can be made now: a later start may make one
+                pool.curr_size -= 1
+                return
+            worker = replacement
         pool.idle.append(worker)
 
     # -- engine ------------------------------------------------------------------
@@ -228,10 +259,10 @@ class PythonBackend(BackendBase):
         return self._after_switch(state, record, worker, worker.run(record))
 
     def _engine_resume(self, thread: ThreadJobs, record: JobRecord) -> Status:
-        worker: Worker = record.engine
+        worker: Fibre = record.engine
         return self._after_switch(thread.engine, record, worker, worker.resume())
 
-    def _after_switch(self, state: _DriverState, record: JobRecord, worker: Worker, finished: bool) -> Status:
+    def _after_switch(self, state: _DriverState, record: JobRecord, worker: Fibre, finished: bool) -> Status:
         if worker.interrupt is not None:
             if state.interrupt is None:
                 state.interrupt = worker.interrupt
@@ -250,33 +281,31 @@ class PythonBackend(BackendBase):
         return Status.FINISH
 
     def _engine_settle(self, thread: ThreadJobs, record: JobRecord) -> Optional[Status]:
-        """Where the job is after a drive was cut short outside the handoff (see the base class).
+        """Where the job is after a drive was cut short outside a switch (see the base class).
 
-        ``Worker.resume`` never returns with a turn in progress, so the worker is
-        idle here: paused inside the job, done with it, or never given it. The
-        record lets go of a worker before it goes back to the pool, so an
-        interrupt in between leaks the worker, never pools it twice.
+        The fibre says (``Fibre.where``): paused inside the job, done with it, or
+        never given it. The record lets go of a fibre before it goes back to the
+        pool, so an interrupt in between leaks the fibre, never pools it twice.
         """
-        worker: Optional[Worker] = record.engine
+        worker: Optional[Fibre] = record.engine
         if worker is None:
             return Status.FINISH if record.func is None else None
         if worker.detached:
             record.engine = None
             record.orphaned = True
             return None
-        if not worker.finished and record.func is None:  # run_in_job began: it is at a pause
-            return Status.PAUSE
+        status = worker.where(record)
+        if status == Status.PAUSE:
+            return status
         record.engine = None
-        if worker.record is record:  # given the job but never a turn
-            worker.record = None
         self._release_worker(thread.engine, worker)
-        return Status.FINISH if record.func is None else None
+        return status
 
     def _engine_pause(self, thread: ThreadJobs, record: JobRecord) -> None:
         """``ASYNC_pause_job`` inside a running job."""
-        worker: Optional[Worker] = record.engine
-        if worker is None or worker.ident != _get_ident():
-            # not on the job's own thread: a signal handler or finaliser that ran
+        worker: Optional[Fibre] = record.engine
+        if worker is None or not worker.is_current():
+            # not on the job's own fibre: a signal handler or finaliser that ran
             # in the driving thread while it waited; there is nothing to pause
             return
         if thread.engine.blocked:

@@ -46,6 +46,7 @@ import weakref
 from typing import Any, Awaitable, Callable, Deque, Dict, Optional, Set, TypeVar
 
 from .._protocol import Backend, BackendArg, StartResult, WaitCtx
+from .._unraisable import report_unraisable
 from .._wait.notify import Notifier, notifier
 from .._wait.watch import check_timeout, poll_readable
 from ._async import AsyncWatch, Shell, drive
@@ -88,11 +89,12 @@ class _Turns:
     __slots__ = ("__weakref__", "_loop", "cost", "scheduled", "spent", "started", "steps", "waiters")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = weakref.ref(loop)  # (held in a weak-keyed table by loop: no cycle to it)
+        self._loop = weakref.ref(loop)
         self.spent = 0.0  # seconds of steps in this iteration
         self.steps = 0
         self.started = 0.0  # perf_counter at the start of the step in progress
-        self.cost = 50e-6  # seconds per step, averaged over the last iterations
+        #: seconds per step, averaged over the last iterations (remembered per loop)
+        self.cost = _step_costs.get(loop, 50e-6)
         self.scheduled = False
         self.waiters: Deque[asyncio.Future[None]] = collections.deque()
 
@@ -131,6 +133,9 @@ class _Turns:
         self.scheduled = False
         if self.steps:
             self.cost = 0.5 * self.cost + 0.5 * max(self.spent / self.steps, 1e-6)
+            loop = self._loop()
+            if loop is not None:
+                _step_costs[loop] = self.cost
         self.spent = 0.0
         self.steps = 0
         grants = max(1, int(SLICE_SECONDS / self.cost))
@@ -146,7 +151,17 @@ class _Turns:
 
 class _LoopState(Shell):
     """Per event loop (the shell of :mod:`._async`): one reader per fd for all jobs,
-    the callback pipe's reader, turns for job steps, pool slots and the job limit."""
+    the callback pipe's reader, turns for job steps, pool slots and the job limit.
+
+    The loop owns its state, as it owns its tasks: the state is reachable only
+    through the loop's reader of the callback pipe (and the frames of its
+    ``run_job`` calls), never from a module-level table. So a loop that is
+    closed and dropped with jobs in flight is garbage along with its tasks and
+    their jobs (whose drivers then close them), while a live loop keeps every
+    task driving a job reachable (``tasks``), as a task awaiting an executor's
+    future is: one waiting for its job's callback is never collected while
+    pending, and ``asyncio.run`` finds and cancels it at its end.
+    """
 
     timeout_error = JobTimeoutError
     driver = "aio.run_job()"
@@ -162,9 +177,33 @@ class _LoopState(Shell):
         self.active = 0
         self.admit_waiters: Deque[asyncio.Future[None]] = collections.deque()
         self.slot_waiters: Dict[str, Deque[asyncio.Future[None]]] = {}
-        self.turns = _turns.get(loop) or _turns.setdefault(loop, _Turns(loop))
+        #: the tasks of the run_job calls in flight (see the class docstring)
+        self.tasks: Set[asyncio.Future[Any]] = set()
+        self.turns = _Turns(loop)
         self.notifier: Notifier = notifier()
-        loop.add_reader(self.notifier.r, self.notifier.drain)
+        # the loop's reader is what keeps the state alive (see _Anchor)
+        loop.add_reader(self.notifier.r, _Anchor(self))
+
+    def abandoned(self) -> None:
+        """The loop was closed with jobs in flight: close them now, on the closing thread.
+
+        Their tasks can never run again. Left to the garbage collector, their jobs
+        would be closed whenever a collection finds them, on whatever thread runs
+        it (a job can only be closed by the thread that started it) or after the
+        loop's thread has gone (the job is then orphaned, never unwound). Closing
+        each task's coroutine is what that collection would do, done at once.
+        """
+        tasks, self.tasks = list(self.tasks), set()
+        for task in tasks:
+            if task.done():
+                continue
+            coro: Any = getattr(task, "get_coro", lambda: None)()
+            if coro is None:  # pragma: no cover - a task class without get_coro()
+                continue
+            try:
+                coro.close()  # GeneratorExit in run_job: the driver closes its job
+            except BaseException as exc:  # noqa: BLE001 - loop.close() has nobody to raise it to
+                report_unraisable(exc, "Exception while closing a job of an event loop closed with it in flight", coro)
 
     # -- the shell ------------------------------------------------------------------
 
@@ -296,6 +335,32 @@ class _LoopState(Shell):
                 return
 
 
+class _Anchor:
+    """The loop's reader of the thread's callback pipe, and the state's one strong owner.
+
+    Only the loop holds it (in the reader registration), so it dies exactly when
+    the loop lets the reader go: at ``remove_reader`` once no job is left, or when
+    the loop is closed. Dying with jobs still in flight on a closed loop, it
+    closes them (:meth:`_LoopState.abandoned`).
+    """
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: _LoopState) -> None:
+        self.state = state
+
+    def __call__(self) -> None:
+        self.state.notifier.drain()
+
+    def __del__(self) -> None:
+        state = self.state
+        try:
+            if state.tasks and state.loop.is_closed():
+                state.abandoned()
+        except BaseException as exc:  # noqa: BLE001 - a finaliser: nobody to raise it to
+            report_unraisable(exc, "Exception while closing the jobs of a closed event loop")
+
+
 def _granted(waiter: asyncio.Future[Any]) -> bool:
     """Whether ``waiter`` was woken by the one it waited for (not cancelled, not timed out)."""
     return waiter.done() and not waiter.cancelled() and waiter.result() is not _TIMED_OUT
@@ -314,14 +379,14 @@ async def _until(loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[Any], d
         timer.cancel()
 
 
-#: loop -> its state; weak both ways (the state's users, coroutines of run_job, hold it),
-#: so an abandoned loop takes its jobs' drivers with it: a state held here strongly would
-#: hold the loop, its fd readers' watches, their tasks and their jobs for good
+#: loop -> its state, weakly both ways: nothing here may keep a loop (or its tasks) alive.
+#: (A weak-keyed table whose value refers to its key makes the key immortal: the state
+#: holds the loop and futures of the loop, hence the weak reference to it.)
 _states: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.ref[_LoopState]]" = (
     weakref.WeakKeyDictionary()
 )
-#: loop -> its turns: kept while the loop lives (a loop state goes whenever no job is left)
-_turns: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turns]" = weakref.WeakKeyDictionary()
+#: loop -> the measured cost of a job step on it (a loop state goes whenever no job is left)
+_step_costs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, float]" = weakref.WeakKeyDictionary()
 #: loop -> its job limit (set_job_limit)
 _limits: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int]" = weakref.WeakKeyDictionary()
 
@@ -463,6 +528,9 @@ async def run_job(
     check_timeout(close_timeout, "close_timeout")
     deadline = math.inf if limit is None else loop.time() + limit
     state = _enter(loop)
+    task = asyncio.current_task(loop)
+    if task is not None:
+        state.tasks.add(task)  # reachable from the loop while its job is in flight
     try:
         await state.admit(deadline)
         try:
@@ -474,6 +542,8 @@ async def run_job(
         finally:
             state.discharge()
     finally:
+        if task is not None:
+            state.tasks.discard(task)
         _leave(state)
 
 

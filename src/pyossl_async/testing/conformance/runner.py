@@ -150,7 +150,8 @@ def resolve_backends(requested: Optional[Sequence[str]], skipped: List[str]) -> 
 def backend_line(name: str) -> str:
     """How the report describes a backend: its library and version."""
     if name == "python":
-        return "pure-Python model of OpenSSL 3.0's ASYNC (worker threads)"
+        engine = getattr(pa.get_backend("python"), "engine", "threads")
+        return f"pure-Python model of OpenSSL 3.0's ASYNC ({'greenlets' if engine == 'greenlet' else 'worker threads'})"
     be = pa.get_backend(name)
     path = ctwins.backend_library(be) if getattr(be, "crypto", None) is not None else None
     return f"{be.openssl_version} ({path or getattr(be, 'library_path', '?')})"
