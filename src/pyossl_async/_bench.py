@@ -761,7 +761,7 @@ def run_bench(args: argparse.Namespace) -> int:
         )
 
     results["targets"] = _targets(results)
-    print("\ntargets (issue 15; figures of this run)")
+    print("\ntargets (figures of this run)")
     for t in results["targets"]:
         verdict = {True: "met", False: "MISSED", None: "n/a"}[t["met"]]
         print(f"  {t['target']:<62} {t['value']:<28} {verdict}")
