@@ -31,9 +31,9 @@ PYTHON_ENGINES = ["threads", "greenlet"]
 
 def greenlet_problem() -> Optional[str]:
     """Why the greenlet engine cannot run here (None: it can)."""
-    from pyossl_async.backends._python_executors import _greenlet_problem
+    from pyossl_async.backends.python import greenlet_problem
 
-    return _greenlet_problem()
+    return greenlet_problem()
 
 
 #: one python backend per engine, made on first use and kept (their pools hold threads)

@@ -17,7 +17,7 @@ from typing import Callable, Dict, List, Optional, Union
 from . import _settings
 from ._errors import BackendUnavailable
 from ._protocol import Backend, BackendArg, BackendName, WaitCtx, set_default_wait_ctx
-from .backends._base import set_default_backend
+from .backends._base import LOADED_BACKENDS, set_default_backend
 
 __all__ = [
     "BACKEND_NAMES",
@@ -36,7 +36,7 @@ ENV_LIBCRYPTO = _settings.ENV_LIBCRYPTO
 BACKEND_NAMES = ("openssl", "python")
 
 _lock = threading.RLock()
-_loaded: Dict[str, Backend] = {}
+_loaded: Dict[str, Backend] = LOADED_BACKENDS  # (defined below the backends: see there)
 _failed: Dict[str, BackendUnavailable] = {}
 #: why get_backend(None) chose what it chose (for ``info``)
 _selection_reason = ""

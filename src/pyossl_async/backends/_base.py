@@ -493,6 +493,11 @@ def _no_default_backend() -> Backend:
     raise RuntimeError("pyossl_async._registry was not imported")  # pragma: no cover
 
 
+#: name -> backend, for every backend loaded in this process (filled by the registry,
+#: only ever added to): kept here, below the backends, so that one backend can ask
+#: the others about their jobs without importing the registry above them
+LOADED_BACKENDS: Dict[str, Backend] = {}
+
 #: the default backend, for the module functions called outside any job; the
 #: registry (which imports the backends, so they cannot import it) installs it
 _default_backend: Callable[[], Backend] = _no_default_backend

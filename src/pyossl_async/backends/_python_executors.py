@@ -25,15 +25,14 @@ per-thread pools exactly as OpenSSL keeps jobs; the executor makes them.
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any, Dict, Optional, Protocol, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Protocol
 
 from .._constants import Status
-from .._errors import BackendUnavailable
 
 if TYPE_CHECKING:
     from ._base import JobRecord
 
-__all__ = ["ENGINE_CHOICES", "Executor", "Fibre", "FibreStartError", "choose_executor"]
+__all__ = ["ENGINE_CHOICES", "Executor", "Fibre", "FibreStartError"]
 
 #: the values of ``PYOSSL_ASYNC_PYTHON_ENGINE``
 ENGINE_CHOICES = ("auto", "greenlet", "threads")
@@ -129,35 +128,3 @@ class Executor(abc.ABC):
 
     def info(self) -> Dict[str, Any]:
         return {"engine": self.name, "engine_detail": self.description}
-
-
-def _greenlet_problem() -> Optional[str]:
-    """Why the greenlet executor cannot run here, or None when it can."""
-    try:
-        from . import _python_greenlets
-    except ImportError as exc:  # greenlet missing or broken
-        return f"greenlet cannot be imported ({exc})"
-    return _python_greenlets.unusable_reason()
-
-
-def choose_executor(setting: str, source: str = "PYOSSL_ASYNC_PYTHON_ENGINE") -> Tuple[Executor, str]:
-    """The executor for an engine setting (one of ``ENGINE_CHOICES``) and why it was
-    chosen; ``BackendUnavailable`` when ``greenlet`` was asked for and cannot run.
-    ``source`` names where the setting came from, for messages."""
-    if setting not in ENGINE_CHOICES:
-        raise BackendUnavailable(f"{source}={setting!r}: expected one of {', '.join(ENGINE_CHOICES)}")
-    if setting == "threads":
-        from ._python_workers import ThreadExecutor
-
-        return ThreadExecutor(), f"{source}=threads"
-    problem = _greenlet_problem()
-    if problem is None:
-        from ._python_greenlets import GreenletExecutor
-
-        why = f"{source}=greenlet" if setting == "greenlet" else "greenlet imports"
-        return GreenletExecutor(), why
-    if setting == "greenlet":
-        raise BackendUnavailable(f"{source}=greenlet: {problem}; install greenlet, or choose auto or threads")
-    from ._python_workers import ThreadExecutor
-
-    return ThreadExecutor(), f"{problem}: worker threads instead"

@@ -252,10 +252,10 @@ class GreenletExecutor(Executor):
         #: the other backends' "is one of your jobs running on this thread?" checks
         self._probes: Tuple[Callable[[], bool], ...] = ()
         self._probed_backends = -1
-        from .._registry import _loaded
+        from ._base import LOADED_BACKENDS
 
-        #: the registry's loaded backends (only ever added to): probes follow it
-        self._loaded = _loaded
+        #: the loaded backends (only ever added to): probes follow it
+        self._loaded = LOADED_BACKENDS
 
     def new_fibre(self, owner: Any, name: str) -> GreenletFibre:
         if not _has_headroom():

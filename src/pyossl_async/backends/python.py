@@ -28,20 +28,52 @@ from __future__ import annotations
 import itertools
 import sys
 import threading
-from typing import Any, List, Optional, cast
+from typing import Any, List, Optional, Tuple, cast
 
 from .. import _settings
 from .._constants import Status
-from .._errors import ErrorEntry, JobStateError
+from .._errors import BackendUnavailable, ErrorEntry, JobStateError
 from .._protocol import BackendName
 from .._validate import init_size_limit, size_t
 from ._base import DEFAULT_TIMEOUT, INTERRUPTED_JOB, BackendBase, Job, JobRecord, ThreadJobs
-from ._python_executors import Executor, Fibre, FibreStartError, choose_executor
+from ._python_executors import ENGINE_CHOICES, Executor, Fibre, FibreStartError
 from ._python_waitctx import PythonWaitCtx
 
 __all__ = ["PythonBackend"]
 
 _get_ident = threading.get_ident
+
+def greenlet_problem() -> Optional[str]:
+    """Why the greenlet executor cannot run here, or None when it can."""
+    try:
+        from . import _python_greenlets
+    except ImportError as exc:  # greenlet missing or broken
+        return f"greenlet cannot be imported ({exc})"
+    return _python_greenlets.unusable_reason()
+
+
+def choose_executor(setting: str, source: str = "PYOSSL_ASYNC_PYTHON_ENGINE") -> Tuple[Executor, str]:
+    """The executor for an engine setting (one of ``ENGINE_CHOICES``) and why it was
+    chosen; ``BackendUnavailable`` when ``greenlet`` was asked for and cannot run.
+    ``source`` names where the setting came from, for messages."""
+    if setting not in ENGINE_CHOICES:
+        raise BackendUnavailable(f"{source}={setting!r}: expected one of {', '.join(ENGINE_CHOICES)}")
+    if setting == "threads":
+        from ._python_workers import ThreadExecutor
+
+        return ThreadExecutor(), f"{source}=threads"
+    problem = greenlet_problem()
+    if problem is None:
+        from ._python_greenlets import GreenletExecutor
+
+        why = f"{source}=greenlet" if setting == "greenlet" else "greenlet imports"
+        return GreenletExecutor(), why
+    if setting == "greenlet":
+        raise BackendUnavailable(f"{source}=greenlet: {problem}; install greenlet, or choose auto or threads")
+    from ._python_workers import ThreadExecutor
+
+    return ThreadExecutor(), f"{problem}: worker threads instead"
+
 
 class _Pool:
     """``async_pool``: idle fibres (LIFO), how many this pool created, its limit."""

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import atexit
 import ctypes
-import functools
 import os
 import sys
 import threading
@@ -47,12 +46,13 @@ from .._native._runner import _ChainSwitch
 from .._native._switch import SwitchBlock
 from .._native._tstate import ThreadStatePool
 from .._unraisable import report_unraisable
+from ..backends.openssl import FOREIGN_PAUSED
 from . import _keyops
 from ._keyops import REFUSAL, Entry
+from ._support import ON_LOAD, TLSSupport
 
 if TYPE_CHECKING:
     from .._native._runner import NativeSupport
-    from ._support import TLSSupport
 
 __all__ = ["BoundSSL", "ChainCaller", "TLSThread", "thread_here"]
 
@@ -246,21 +246,18 @@ def thread_here(support: TLSSupport) -> TLSThread:
     with _lock:
         _threads[thread.ident] = thread
     _local.sentinel = _Sentinel(thread)
-    thread.idle = _idle_entry(support)
+    thread.idle = idle_entry(support)
     _current.setdefault(thread.ident, thread.idle)
     return thread
 
 
-def _idle_entry(support: TLSSupport) -> Entry:
-    """The entry of key operations made on a thread outside any connection's call."""
-    from ._keys import perform, run_unbound, unbound_failed
+def _no_idle_entry(support: TLSSupport) -> Entry:  # pragma: no cover - _keys installs one
+    raise RuntimeError("pyossl_async.tls._keys was not imported")
 
-    run = functools.partial(run_unbound, support)
 
-    def operate(entry: Entry, raw: bytes) -> int:
-        return perform(raw, run, unbound_failed)
-
-    return Entry(support, operate, unbound_failed)
+#: makes a thread's entry of key operations made outside any connection's call;
+#: ``_keys`` (which imports this module) installs it
+idle_entry: Callable[[TLSSupport], Entry] = _no_idle_entry
 
 
 def _after_fork_in_child() -> None:
@@ -419,3 +416,6 @@ def check_binding(support: TLSSupport, ts: int) -> None:
     if not support.native.binding.check_job(ts):
         raise AsyncError("a key operation did not run on its connection's thread state; refusing to continue")
 
+
+# the openssl backend's cleanup_thread refuses while a thread has libssl jobs paused
+ON_LOAD.append(lambda support: FOREIGN_PAUSED.append(paused_jobs))

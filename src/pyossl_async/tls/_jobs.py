@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Hashable, Iterator, List,
 from .._errors import JobCancelled, JobStateError, WaitCtxClosedError
 from .._protocol import Backend, WaitCtx
 from .._running import RUNNING_JOB
+from ._support import ON_LOAD
 
 if TYPE_CHECKING:
     from ._connection import ConnectionCore
@@ -296,3 +297,5 @@ class BorrowedWaitCtx(WaitCtx):
         self._live.clear()
         self._key_tokens.clear()
 
+
+ON_LOAD.append(LIBSSL_JOBS.bind)

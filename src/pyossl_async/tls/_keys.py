@@ -19,13 +19,16 @@ from __future__ import annotations
 import _thread
 import contextvars
 import ctypes
+import functools
 import threading
 import weakref
 from ctypes import byref, c_uint, c_void_p
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
 from .._libssl import TLSCallError
-from ._keyops import ARGS_EC, ARGS_RSA, KIND, KIND_EC_SIGN, KIND_RSA_DECRYPT, KIND_RSA_SIGN, callbacks
+from . import _binding
+from ._binding import thread_here
+from ._keyops import ARGS_EC, ARGS_RSA, KIND, KIND_EC_SIGN, KIND_RSA_DECRYPT, KIND_RSA_SIGN, Entry, callbacks
 from ._support import TLSSupport, get_support
 
 if TYPE_CHECKING:
@@ -275,8 +278,6 @@ class OffloadedKey:
         self.operations = 0
         self.last_error: Optional[BaseException] = None
         self._support = key._support
-        from ._binding import thread_here
-
         thread_here(self._support)
         self.pkey = 0
         self.handle = 0
@@ -480,3 +481,15 @@ def unbound_failed(exc: BaseException) -> None:
     if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is threading.main_thread():
         _thread.interrupt_main()
 
+
+def _idle_entry(support: TLSSupport) -> Entry:
+    """The entry of key operations made on a thread outside any connection's call."""
+    run = functools.partial(run_unbound, support)
+
+    def operate(entry: Entry, raw: bytes) -> int:
+        return perform(raw, run, unbound_failed)
+
+    return Entry(support, operate, unbound_failed)
+
+
+_binding.idle_entry = _idle_entry

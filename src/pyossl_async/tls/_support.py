@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, List, Optional
 
 from .._errors import BackendUnavailable
 
@@ -18,7 +18,11 @@ if TYPE_CHECKING:
     from .._native._runner import NativeSupport
     from .._native._switch import NativeSwitch
 
-__all__ = ["TLSSupport", "get_support"]
+__all__ = ["ON_LOAD", "TLSSupport", "get_support"]
+
+#: what the modules above this one do with the process's support once it is made
+#: (they add to it when imported, so this module imports none of them)
+ON_LOAD: List[Callable[[TLSSupport], None]] = []
 
 
 class TLSSupport:
@@ -50,12 +54,8 @@ class TLSSupport:
         self.get_wait_ctx = crypto_py.ASYNC_get_wait_ctx
         self.get_wait_ctx.restype = ctypes.c_void_p
         self.get_wait_ctx.argtypes = [ctypes.c_void_p]
-        from ..backends.openssl import FOREIGN_PAUSED
-        from ._binding import paused_jobs
-        from ._jobs import LIBSSL_JOBS
-
-        LIBSSL_JOBS.bind(self)
-        FOREIGN_PAUSED.append(paused_jobs)  # the backend's cleanup_thread refuses while any
+        for hook in ON_LOAD:
+            hook(self)
 
     def info(self) -> dict[str, Any]:
         return {
