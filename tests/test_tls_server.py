@@ -19,7 +19,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -46,6 +46,21 @@ def _env() -> Dict[str, str]:
     return env
 
 
+#: the servers a test started: killed after it, whatever it did (a failed test must not
+#: leave a server running, listening and holding its files)
+_STARTED: List["subprocess.Popen[str]"] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_server_outlives_its_test() -> Iterator[None]:
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 class Server:
     """``tls-server --port 0 ...`` in a child; ``port`` once it listens."""
 
@@ -57,6 +72,7 @@ class Server:
             text=True,
             env=_env(),
         )
+        _STARTED.append(self.proc)
         self.err: "queue.Queue[str]" = queue.Queue()
         self.err_lines: List[str] = []
         self.pump = threading.Thread(target=self._pump, daemon=True)
