@@ -66,7 +66,7 @@ except ImportError:  # run from a checkout without installing: use its src/
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src"))
     import pyossl_async as pa
 
-from pyossl_async._bench import rss_bytes  # after the src/ fallback above
+from pyossl_async._cli.bench import rss_bytes  # after the src/ fallback above
 
 MIB = 1 << 20
 

@@ -11,7 +11,7 @@ from typing import Any, Dict
 import pytest
 
 import pyossl_async as pa
-from pyossl_async import _bench
+from pyossl_async._cli import bench as _bench
 
 
 def _r(median: float) -> Dict[str, float]:

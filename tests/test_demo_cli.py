@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import pyossl_async as pa
-from pyossl_async._demo import EXPECTED_OUTPUT, run_demo
+from pyossl_async._cli.demo import EXPECTED_OUTPUT, run_demo
 
 from .conftest import run_isolated
 

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Tuple
 import pytest
 
 import pyossl_async as pa
-from pyossl_async._demo import EXPECTED_OUTPUT
+from pyossl_async._cli.demo import EXPECTED_OUTPUT
 from pyossl_async.testing import plugin
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -37,3 +37,18 @@ def test_the_check_finds_a_lazy_cycle(tmp_path: Path) -> None:
     tool = _tool()
     assert tool.cycles(tool.imports(package)) == [["pkg.low", "pkg.sub.high"]]
     assert tool.main([str(package)]) == 1
+
+
+def test_the_library_never_imports_the_command_line() -> None:
+    """``_cli`` (the commands, the bench) is for ``python -m pyossl_async`` only."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "import pyossl_async, pyossl_async.aio, pyossl_async.engine, pyossl_async.testing\n"
+        "import pyossl_async.testing.conformance, pyossl_async.tls, pyossl_async.tls.aio\n"
+        "pyossl_async.get_backend()\n"
+        "print(sorted(m for m in sys.modules if m.startswith('pyossl_async._cli')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

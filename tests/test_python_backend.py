@@ -23,7 +23,7 @@ from typing import Any, Iterator, List
 import pytest
 
 import pyossl_async as pa
-from pyossl_async._bench import _handoff_cycle
+from pyossl_async._cli.bench import _handoff_cycle
 from pyossl_async.backends import _python_threadlocal
 from pyossl_async.backends._python_workers import Worker
 from pyossl_async.backends.python import PythonBackend
@@ -1108,7 +1108,7 @@ def test_works_without_ctypes() -> None:
         import sys
         sys.modules["ctypes"] = None   # any import of ctypes now fails
         import pyossl_async as pa
-        from pyossl_async._demo import run_demo
+        from pyossl_async._cli.demo import run_demo
         be = pa.get_backend("python")
         assert run_demo(be) == 0
         with be.WaitCtx() as ctx:
@@ -1153,7 +1153,7 @@ def test_python_backend_modules_do_not_import_ctypes() -> None:
 def test_demo_command_on_the_python_backend() -> None:
     import subprocess
 
-    from pyossl_async._demo import EXPECTED_OUTPUT
+    from pyossl_async._cli.demo import EXPECTED_OUTPUT
 
     env = dict(os.environ)
     src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")

@@ -16,7 +16,7 @@ import contextvars
 from typing import Any, Callable, List
 
 import pyossl_async as pa
-from pyossl_async._demo import run_demo
+from pyossl_async._cli.demo import run_demo
 from pyossl_async.testing.conformance import Sym, Trace, scenario
 
 

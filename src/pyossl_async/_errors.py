@@ -7,7 +7,7 @@ that ``except Exception`` in job code cannot swallow a cancellation.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Iterable, NamedTuple, Optional
 
 __all__ = [
     "AsyncError",
@@ -88,6 +88,11 @@ class SettingError(AsyncError, ValueError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.variable, self.value, self.problem, self.accepted))
+
+
+def plural(count: int, noun: str, nouns: Optional[str] = None) -> str:
+    """``"1 scenario"``, ``"2 scenarios"``, ``"0 scenarios"`` (for messages)."""
+    return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
 
 
 def shown_value(value: str) -> str:

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
-from pyossl_async._cli_support import plural
+from pyossl_async._errors import plural
 
 from .catalogue import Scenario
 from .compare import compare_traces, format_diff

@@ -27,7 +27,7 @@ import os
 import sys
 from typing import Any, Callable, Optional, Set
 
-from .._cli_support import CliError
+from ._support import CliError
 
 __all__ = ["GRACE_SECONDS", "add_arguments", "check_args", "run_server"]
 
@@ -184,7 +184,7 @@ class _Server:
 
     async def main(self, ctx: Any) -> int:
         from .. import tls
-        from . import aio
+        from ..tls import aio
 
         self.enough = asyncio.Event()
         args = self.args
@@ -225,7 +225,7 @@ def run_server(args: argparse.Namespace) -> int:
     check_args(args)
     server = _Server(args)
     try:
-        from . import info
+        from ..tls import info
 
         info()  # libssl and the openssl backend, or a one-line refusal
     except BackendUnavailable as exc:

@@ -21,10 +21,10 @@ import argparse
 import sys
 from typing import Dict, Tuple
 
-from . import _registry, _settings
-from ._cli_support import CliError, require_backends
-from ._errors import SettingError
-from .testing import _settings as _testing_settings
+from .. import _registry, _settings
+from .._errors import SettingError
+from ..testing import _settings as _testing_settings
+from ._support import CliError, require_backends
 
 __all__ = ["ENV_REQUIRE", "requirements", "run_conformance"]
 
@@ -61,8 +61,8 @@ def run_conformance(args: argparse.Namespace) -> int:
     backends, need_c = requirements(args)
     require_backends(backends)
 
-    from .testing.conformance import SuiteError, load_folder, run
-    from .testing.conformance.runner import default_suite
+    from ..testing.conformance import SuiteError, load_folder, run
+    from ..testing.conformance.runner import default_suite
 
     folder = getattr(args, "scenarios", None)
     try:

@@ -14,8 +14,9 @@ import os
 import sys
 from typing import Callable, List, Optional
 
-from . import _registry, _settings
-from ._cli_support import (
+from .. import _registry, _settings
+from .._errors import SettingError
+from ._support import (
     CliError,
     check_output_path,
     describe_backend,
@@ -23,7 +24,6 @@ from ._cli_support import (
     plural,
     require_backends,
 )
-from ._errors import SettingError
 
 __all__ = ["CliError", "check_output_path", "main", "plural", "require_backends"]
 
@@ -36,7 +36,7 @@ EXIT_BROKEN_PIPE = 1
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ._demo import run_demo
+    from .demo import run_demo
 
     asked = _registry.requested_backends()
     if args.backend is not None:
@@ -49,7 +49,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from ._info import collect_info, format_info
+    from .info import collect_info, format_info
 
     info = collect_info()
     print(json.dumps(info, indent=2, default=str) if args.json else format_info(info))
@@ -57,7 +57,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _conformance(args: argparse.Namespace) -> int:
-    from ._conformance_entry import run_conformance
+    from .conformance import run_conformance
 
     if args.json:
         check_output_path("--json", args.json)
@@ -65,14 +65,14 @@ def _conformance(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from ._bench import check_bench_args, run_bench
+    from .bench import check_bench_args, run_bench
 
     check_bench_args(args)
     return run_bench(args)
 
 
 def _tls_server(args: argparse.Namespace) -> int:
-    from .tls._server import run_server
+    from .tls_server import run_server
 
     return run_server(args)
 
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     bench.add_argument("--plot", metavar="FILE", help="draw cost vs paused jobs (needs matplotlib)")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions")
-    from .tls._server import add_arguments as tls_server_arguments
+    from .tls_server import add_arguments as tls_server_arguments
 
     tls_server = command("tls-server", "a TLS echo server whose private-key operations run in Python", _tls_server)
     tls_server_arguments(tls_server)
@@ -146,7 +146,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.run is not _info:  # info reports a refused setting instead
             _settings.check()
             if args.run is _conformance:
-                from .testing import _settings as _testing_settings
+                from ..testing import _settings as _testing_settings
 
                 _testing_settings.check()
         status = int(args.run(args))

@@ -11,19 +11,14 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, Optional
 
-from . import _registry
-from ._errors import BackendUnavailable
+from .. import _registry
+from .._errors import BackendUnavailable, plural
 
 __all__ = ["CliError", "check_output_path", "describe_backend", "get_backend_or_refuse", "plural", "require_backends"]
 
 
 class CliError(Exception):
     """A one-line reason why a command cannot run as asked; ``main`` prints it."""
-
-
-def plural(count: int, noun: str, nouns: Optional[str] = None) -> str:
-    """``"1 scenario"``, ``"2 scenarios"``, ``"0 scenarios"``."""
-    return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
 
 
 def check_output_path(option: str, path: str) -> None:

@@ -22,10 +22,10 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from . import _registry
-from ._cli_support import CliError, check_output_path, require_backends
-from ._constants import Status
-from ._errors import BackendUnavailable
+from .. import _registry
+from .._constants import Status
+from .._errors import BackendUnavailable
+from ._support import CliError, check_output_path, require_backends
 
 __all__ = ["check_bench_args", "measure", "run_bench"]
 
@@ -190,7 +190,7 @@ def _greenlet_cycle() -> Optional[Callable[[int], float]]:
 
 def _python_engines() -> Dict[str, Any]:
     """A python backend per engine that can run here (greenlet first): side by side."""
-    from .backends.python import PythonBackend
+    from ..backends.python import PythonBackend
 
     out: Dict[str, Any] = {}
     for engine in ("greenlet", "threads"):
@@ -408,7 +408,7 @@ def _aio_round(backend: Any, jobs: int, waits: int, loop_kind: str = "asyncio") 
     import queue
     import threading
 
-    from . import aio
+    from .. import aio
 
     pipes = [os.pipe() for _ in range(jobs)]
     requests: "queue.SimpleQueue[Optional[int]]" = queue.SimpleQueue()
@@ -498,8 +498,8 @@ def _burst_round(backend: Any, jobs: int, plain: bool) -> tuple[float, float, fl
     import asyncio
     import concurrent.futures
 
-    from . import aio
-    from .engine import await_future
+    from .. import aio
+    from ..engine import await_future
 
     pool = concurrent.futures.ThreadPoolExecutor(4)
 

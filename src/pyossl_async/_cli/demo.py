@@ -11,9 +11,9 @@ import os
 import select
 from typing import Any, Callable, Optional
 
-from . import _registry
-from ._constants import Status
-from ._protocol import Backend
+from .. import _registry
+from .._constants import Status
+from .._protocol import Backend
 
 __all__ = ["EXPECTED_OUTPUT", "run_demo"]
 

@@ -11,8 +11,8 @@ import platform
 import sys
 from typing import Any, Dict
 
-from . import __version__, _registry, _settings
-from ._errors import SettingError
+from .. import __version__, _registry, _settings
+from .._errors import SettingError
 
 __all__ = ["collect_info", "format_info"]
 
