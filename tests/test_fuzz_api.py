@@ -15,7 +15,8 @@ were the contract's and that the backend still works; a crash or hang of the chi
 fails the test with the program that caused it and the child's native traceback.
 
 Bounded for CI: ``PYOSSL_ASYNC_FUZZ_EXAMPLES`` examples per backend (default 1000),
-derandomised so a CI run is reproducible; ``PYOSSL_ASYNC_FUZZ_RANDOM=1`` explores
+in four shards with fixed seeds, so a CI run is reproducible and spread over the
+xdist workers; ``PYOSSL_ASYNC_FUZZ_RANDOM=1`` explores
 new programs instead (for long local runs).
 """
 
@@ -28,10 +29,10 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from pyossl_async.testing import _settings as _testing_settings
@@ -289,22 +290,36 @@ def _nested(depth: int) -> st.SearchStrategy[List[Any]]:
 PROGRAMS = st.lists(_ops(_nested(2), in_job=False), min_size=1, max_size=12)
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=not RANDOM,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-)
-@given(program=PROGRAMS)
-def _fuzz(child: FuzzChild, program: List[Any]) -> None:
-    problems = child.run(program)
-    assert not problems, "\n\n".join(problems) + "\n\nprogram: " + json.dumps(program)
+#: the programs of a run are split into shards with seeds of their own, so that
+#: pytest-xdist spreads them over its workers (one long test would hold one worker)
+SHARDS = 4
+
+
+def _fuzzer(shard: int) -> Callable[[FuzzChild], None]:
+    """Runs ``EXAMPLES / SHARDS`` programs: the same ones each run (a fixed seed per
+    shard), new ones with ``PYOSSL_ASYNC_FUZZ_RANDOM=1``."""
+
+    @settings(
+        max_examples=max(1, -(-EXAMPLES // SHARDS)),
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    )
+    @given(program=PROGRAMS)
+    def fuzz(child: FuzzChild, program: List[Any]) -> None:
+        problems = child.run(program)
+        assert not problems, "\n\n".join(problems) + "\n\nprogram: " + json.dumps(program)
+
+    return fuzz if RANDOM else seed(0x5EED0 + shard)(fuzz)
+
+
+_FUZZERS = [_fuzzer(shard) for shard in range(SHARDS)]
 
 
 @pytest.mark.subprocess
-def test_random_api_programs_never_crash_and_raise_only_contract_errors(child: FuzzChild) -> None:
-    _fuzz(child)
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_random_api_programs_never_crash_and_raise_only_contract_errors(child: FuzzChild, shard: int) -> None:
+    _FUZZERS[shard](child)
 
 
 def test_fuzz_child_reports_a_crash() -> None:
