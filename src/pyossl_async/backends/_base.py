@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import abc
 import atexit
-import contextvars
 import os
 import sys
 import threading
@@ -20,63 +19,33 @@ import time
 import warnings
 import weakref
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, cast
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, cast
 
 from .. import _settings
 from .._constants import C_INT_MAX, C_INT_MIN, Status
 from .._errors import AsyncError, JobCancelled, JobStateError, WaitCtxClosedError
-from .._protocol import Backend, BackendName, Job, JobStateName, StartResult, WaitCtx
+from .._protocol import Backend, BackendName, Job, StartResult
 from .._running import RUNNING_JOB, running_record
 from .._unraisable import report_unraisable
 from .._validate import job_args, job_result
 from .._wait.blocking import unwind
 from .._wait.watch import stuck_message
 from ._closing import Closing
+from ._interrupts import HEADROOM as _HEADROOM
+from ._interrupts import SETTLE_HEADROOM as _SETTLE_HEADROOM
+from ._interrupts import busy as _busy
+from ._interrupts import holds_thread_busy
+from ._interrupts import setrecursionlimit as _setrecursionlimit
 from ._keeper import keep, release, unwind_or_keep, wait_for_kept
+from ._records import JobRecord, ThreadJobs
+from ._records import sync_tracers as _sync_tracers
+from ._waitctx_base import WaitCtxBase, kept_note
 
 __all__ = ["BackendBase", "Job", "JobRecord", "ThreadJobs", "WaitCtxBase"]
 
 _get_ident = threading.get_ident
 _PAUSE = Status.PAUSE
 _FINISH = Status.FINISH
-#: extra recursion depth our bookkeeping may use to settle a job whose drive failed
-_SETTLE_HEADROOM = 200
-
-
-class _RecursionHeadroom:
-    """The interpreter's recursion limit, raised while drives cut short are settled.
-
-    The limit is interpreter-wide: it is raised once however many threads settle at
-    the same time and put back when the last is done. CPython 3.12+ refuses a
-    limit below the current depth, so when the drive failed right at the limit the
-    old one is put back at the next library call of any thread (``pending``). A
-    limit the program set in between is left alone.
-    """
-
-    __slots__ = ("active", "base", "pending")
-
-    def __init__(self) -> None:
-        self.active = 0
-        self.base = 0
-        self.pending = False
-
-    def restore(self) -> None:
-        if self.active:
-            return
-        if sys.getrecursionlimit() != self.base + _SETTLE_HEADROOM:
-            self.pending = False  # the program's own limit: keep it
-            return
-        try:
-            _setrecursionlimit(self.base)
-            self.pending = False
-        except RecursionError:
-            self.pending = True  # the stack is still deeper than the old limit
-
-
-_HEADROOM = _RecursionHeadroom()
-#: the builtin itself, taken before the openssl backend may wrap ``sys.setrecursionlimit``
-#: (3.9/3.10): settling happens right at the recursion limit, where no Python frame can run
-_setrecursionlimit = sys.setrecursionlimit
 #: what ``_cancel_quietly`` reports closing when a start or resume was cut short
 INTERRUPTED_JOB = "a paused job whose start_job() was interrupted"
 #: OpenSSL's int statuses as enum members, without the cost of Status(n)
@@ -96,200 +65,6 @@ _gettrace = sys.gettrace
 _job_context = RUNNING_JOB.get
 _set_running = RUNNING_JOB.set
 _getprofile = sys.getprofile
-
-
-class JobRecord:
-    """Everything one job carries, whatever runs it. Never exposed to users."""
-
-    __slots__ = (
-        "__weakref__",
-        "args",
-        "backend",
-        "cancelled",
-        "context",
-        "ctx",
-        "ctx_ref",
-        "engine",
-        "exception",
-        "func",
-        "func_name",
-        "handle",
-        "handle_ref",
-        "in_pause",
-        "kept",
-        "no_ctx_pause",
-        "orphaned",
-        "owner",
-        "pause_error",
-        "paused_on",
-        "profile",
-        "retrace",
-        "runs_on",
-        "state",
-        "switch",
-        "thread",
-        "trace",
-        "value",
-    )
-
-    def __init__(
-        self,
-        backend: BackendBase,
-        func: Callable[[Any], Any],
-        args: Any,
-        ctx: Optional[WaitCtxBase],
-        thread: ThreadJobs,
-    ) -> None:
-        self.backend = backend
-        self.func: Optional[Callable[[Any], Any]] = func
-        #: for messages once ``func`` has been handed to the job
-        self.func_name = getattr(func, "__qualname__", None) or type(func).__name__
-        self.args = args
-        self.ctx = ctx
-        #: the context, weakly, once the job has ended (``Job.wait_ctx`` only reports it)
-        self.ctx_ref: Optional[weakref.ref[WaitCtxBase]] = None
-        #: the job's own context: a copy of its starter's, in which it is the running job
-        self.context: Optional[contextvars.Context] = contextvars.copy_context()
-        self.context.run(_set_running, self)
-        self.trace: Any = None
-        self.profile: Any = None
-        #: the caller's tracer or profiler changed since the job last ran: give it the new ones
-        self.retrace = False
-        self.state: JobStateName = "running"
-        self.value: Any = None
-        self.exception: Optional[BaseException] = None
-        self.cancelled = False
-        #: the OS thread that starts, resumes and closes the job, and its records
-        self.owner = thread.ident
-        self.thread = thread
-        #: the OS thread the job's own code runs on (a worker thread for the python
-        #: backend's thread engine): where ``running_record()`` trusts its context
-        self.runs_on = thread.ident
-        #: ``thread`` while the job is paused and can be resumed there, else None: the
-        #: one check of ``start_job``'s fast path (state, owner, orphaned in one)
-        self.paused_on: Optional[ThreadJobs] = None
-        # the public handle, strongly, only once its finaliser resurrected it
-        self.handle: Any = None
-        #: the public handle, weakly: paused jobs must be collectable
-        self.handle_ref: Optional[weakref.ref[Job]] = None
-        self.engine: Any = None
-        #: set by engines that can: resumes the paused job, returning OpenSSL's raw
-        #: status (or ``REFUSED``, -1); a C call where possible. ``_drive`` calls it
-        #: instead of ``_engine_resume`` and hands any status but PAUSE to
-        #: ``_engine_resumed``.
-        self.switch: Optional[Callable[[], int]] = None
-        #: a pause of this job must become a JobStateError (no wait context)
-        self.no_ctx_pause = ctx is None
-        self.pause_error = False
-        self.orphaned = False
-        #: paused by ``pause_job()`` (Python); False while paused inside C code
-        self.in_pause = False
-        #: a ``_keeper.Kept`` while the library keeps the job (given up on, stuck in C)
-        self.kept: Any = None
-
-    def orphan(self) -> None:
-        """Its owner thread has gone (exited, or the process forked): it can never resume."""
-        self.orphaned = True
-        self.paused_on = None
-
-    def interrupted(self, exc: BaseException) -> None:
-        """An exception from outside the job's function hit the job's frames.
-
-        A signal handler's ``KeyboardInterrupt`` as the job was being entered or
-        left: it becomes the job's exception (``start_job`` raises it), with the
-        function's own exception, if any, as its context.
-        """
-        own = self.exception
-        if own is not None and own is not exc and exc.__context__ is None:
-            exc.__context__ = own
-        self.exception = exc
-
-    # Called by the engine, inside the job, on the job's own stack and thread state.
-    def run_in_job(self) -> None:
-        func, args = self.func, self.args
-        self.func = self.args = None  # the job owns them now; drop ours early
-        try:
-            if self.trace is not None or self.profile is not None:  # (a fresh job has neither)
-                _sync_tracers(self)
-            self.value = self.context.run(func, args)  # type: ignore[arg-type, union-attr]
-        except BaseException as exc:  # noqa: BLE001 - re-raised by start_job
-            self.exception = exc
-        finally:
-            self.context = None  # the caller's context variables: not needed any more
-            if sys.gettrace() is not None:
-                sys.settrace(None)
-            if sys.getprofile() is not None:
-                sys.setprofile(None)
-
-
-def _sync_tracers(record: JobRecord) -> None:
-    """Give the job the caller's tracer and profiler (debuggers, coverage).
-
-    Only Python callables can be passed on: a profiler installed from C (cProfile
-    before 3.12) shows up in ``sys.getprofile()`` as an object ``sys.setprofile``
-    refuses, and the job then runs unprofiled.
-    """
-    trace, profile = record.trace, record.profile
-    if sys.gettrace() is not trace and (trace is None or callable(trace)):
-        sys.settrace(trace)
-    if sys.getprofile() is not profile and (profile is None or callable(profile)):
-        sys.setprofile(profile)
-
-
-class ThreadJobs:
-    """Per OS thread: the running job, the paused ones, closes waiting for a safe moment."""
-
-    __slots__ = ("__weakref__", "busy", "driving", "driving_fresh", "engine", "ident", "paused", "pending", "running")
-
-    def __init__(self, ident: int) -> None:
-        self.ident = ident
-        self.running: Optional[JobRecord] = None
-        #: the record a start_job()/close() of this thread is driving, until its state is
-        #: settled; one left "running" (interrupts hit every attempt to settle it) is
-        #: settled at the thread's next library call
-        self.driving: Optional[JobRecord] = None
-        self.driving_fresh = False
-        #: insertion-ordered (a dict used as an ordered set): order of pausing
-        self.paused: Dict[JobRecord, None] = {}
-        self.pending: List[JobRecord] = []
-        self.busy = 0
-        self.engine: Any = None
-
-
-def _busy(thread: ThreadJobs) -> bool:
-    """Whether the library is in the middle of a ``start_job()``/``close()``/``cleanup_thread()``
-    on this thread (the caller must be that thread, outside its jobs).
-
-    ``thread.busy`` says so, unless it is stale: CPython 3.9 and 3.10 run signal
-    handlers as an exception enters a ``finally`` block (3.9 between any two
-    instructions), so an interrupt landing there skips the decrement. The counter is trusted only
-    while one of the library's busy frames is really on the stack; a stale one is
-    reset instead of refusing every later call of the thread.
-    """
-    if not thread.busy:
-        return False
-    if not _STALE_BUSY_POSSIBLE or thread.running is not None:
-        return True  # (a job of this thread runs: its caller's frames are elsewhere)
-    frame: Any = sys._getframe(1)
-    for _ in range(_BUSY_FRAMES):
-        if frame is None:
-            thread.busy = 0  # no busy frame below us: stale
-            return False
-        if frame.f_code in _BUSY_CODES:
-            return True
-        frame = frame.f_back
-    return True  # too deep to tell (nested handlers): keep refusing
-
-
-#: CPython 3.9 and 3.10 run signal handlers at the first instruction of a ``finally``
-#: entered by an exception (3.11+ check only at calls and backward jumps)
-_STALE_BUSY_POSSIBLE = sys.version_info < (3, 11)
-#: how many frames ``_busy`` looks at; a busy frame sits within a few dozen of them
-_BUSY_FRAMES = 64
-
-
-#: the code of the methods that hold a thread busy (filled in below BackendBase)
-_BUSY_CODES: frozenset[Any] = frozenset()
 
 
 class _ThreadSentinel:
@@ -315,178 +90,6 @@ class _ThreadSentinel:
                 backend._thread_exited(self.ident, self.thread)
             except BaseException as exc:  # noqa: BLE001 - runs in thread teardown
                 report_unraisable(exc, "Exception while releasing a thread's jobs")
-
-
-def _kept_note(records: Iterable[JobRecord]) -> str:
-    """What a refusal adds about jobs the library keeps (stuck inside C code)."""
-    kept = sum(1 for r in list(records) if r.kept is not None and r.state == "paused")
-    if not kept:
-        return ""
-    return (
-        f"; {kept} of them paused inside C code whose engine has not completed, kept by the "
-        f"library, which unwinds them as soon as their engine signals"
-    )
-
-
-def _note(exc: BaseException, text: str) -> bool:
-    """Attach ``text`` to ``exc`` as a note (3.11+); False where notes do not exist."""
-    add_note = getattr(exc, "add_note", None)
-    if add_note is None:
-        return False
-    add_note(text)
-    return True
-
-
-class WaitCtxBase(WaitCtx):
-    """What every backend's ``WaitCtx`` shares: closed checks, users, ``with``, finalisation."""
-
-    def __init__(self, backend: BackendBase) -> None:
-        self._backend: Any = backend
-        self._closed = False
-        #: jobs started with this context that have not finished
-        self._users: Set[JobRecord] = set()
-        #: close as soon as the last of ``_users`` finishes (see ``close_when_unused``)
-        self._close_when_unused = False
-        backend._open_ctxs.add(self)
-
-    @property
-    def backend(self) -> Backend:
-        """The backend this context belongs to."""
-        backend: Backend = self._backend
-        return backend
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise WaitCtxClosedError("operation on a closed WaitCtx")
-
-    def close(self) -> None:
-        """Free the context (``ASYNC_WAIT_CTX_free``): cleanup functions of live fds run.
-
-        Idempotent. Raises ``JobStateError``, changing nothing, while a job that
-        was started with this context has not finished.
-        """
-        if self._closed:
-            return
-        if self._users:
-            self._backend._reap_abandoned(self._users)
-        if self._users:
-            states = sorted(r.state for r in self._users)
-            raise JobStateError(
-                f"WaitCtx is still used by {len(self._users)} unfinished job(s) ({', '.join(states)})"
-                + _kept_note(self._users)
-            )
-        self._closed = True
-        self._backend._open_ctxs.discard(self)
-        self._free()
-
-    def close_when_unused(self) -> None:
-        """Close now, or, while a paused job still uses the context, as soon as it has ended.
-
-        For an owner that gives up on a job it could not close (a driver whose
-        close timed out): the context goes with the job instead of leaking.
-        """
-        if self._closed:
-            return
-        if self._users:
-            self._backend._reap_abandoned(self._users)
-        if self._users:
-            self._close_when_unused = True
-            return
-        self.close()
-
-    def _user_done(self, record: JobRecord) -> None:
-        """A job started with this context has ended.
-
-        The job lets go of the context (``Job.wait_ctx`` still finds it while
-        someone else holds it): a finished job's handle must not keep a context,
-        and the engine fds its cleanup functions close, alive.
-        """
-        self._users.discard(record)
-        record.ctx_ref = weakref.ref(self)
-        record.ctx = None
-        if self._close_when_unused and not self._users and not self._closed:
-            try:
-                self.close()
-            except BaseException as exc:  # noqa: BLE001 - a job's end; nobody to raise to
-                report_unraisable(exc, "Exception while closing a WaitCtx its last job left", self)
-
-    @abc.abstractmethod
-    def _free(self) -> None:
-        """Release the context; cleanup functions run here, newest fd first."""
-
-    def __enter__(self) -> Any:
-        self._check_open()
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        """Close the jobs still using the context (unwinding them, like a task group), then
-        the context. An exception on its way out of the block is never replaced: what
-        closing raises is attached to it as notes (3.11+) or reported as unraisable."""
-        if self._closed:
-            return
-        exc: Optional[BaseException] = exc_info[1] if len(exc_info) > 1 else None
-        failures: List[BaseException] = []
-        for record in list(self._users):
-            if record.state != "paused":
-                continue
-            handle = record.handle or (record.handle_ref() if record.handle_ref is not None else None)
-            try:
-                if handle is not None:
-                    handle.close()
-                else:
-                    self._backend._reap_abandoned([record])
-            except BaseException as failure:  # noqa: BLE001 - reported below, the rest goes on
-                failures.append(failure)
-            del handle
-        try:
-            self.close()
-        except BaseException as failure:  # noqa: BLE001
-            failures.append(failure)
-        if not failures:
-            return
-        if exc is None:
-            first = failures[0]
-            for other in failures[1:]:
-                _note(first, f"also while leaving the WaitCtx block: {other!r}")
-            raise first
-        for problem in failures:
-            if not _note(exc, f"while leaving the WaitCtx block: {problem!r}"):
-                report_unraisable(problem, "Exception while leaving a WaitCtx block that raised")
-
-    def __del__(
-        self,
-        _warn: Callable[..., None] = warnings.warn,
-        _category: type = ResourceWarning,
-        _id: Callable[[object], int] = id,
-    ) -> None:
-        # An open context can die late in interpreter shutdown, after module globals
-        # and even builtins are gone: only attributes and the defaults bound above
-        # are used, and bare ``except`` (naming BaseException would look it up).
-        # Whatever happens to the warning, the close runs: users rely on their
-        # cleanup functions, as with ASYNC_WAIT_CTX_free.
-        if self.__dict__.get("_closed", True):
-            return
-        try:
-            _warn(
-                f"unclosed <pyossl_async.WaitCtx open backend={self._backend.name} at {_id(self):#x}>",
-                _category,
-                source=self,
-                stacklevel=2,
-            )
-        except:  # noqa: E722 - see above
-            pass
-        try:
-            self.close()
-        except:  # noqa: E722 - see above
-            pass
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
-        return f"<pyossl_async.WaitCtx {state} backend={self._backend.name} at {id(self):#x}>"
 
 
 def _no_default_backend() -> Backend:
@@ -690,6 +293,7 @@ class BackendBase(abc.ABC):
         if thread is not None and thread.driving is not None and thread.running is None:
             self._settle_leftover(thread)
 
+    @holds_thread_busy
     def _settle_leftover(self, thread: ThreadJobs) -> None:
         """Settle a record that a start_job()/close() left "running".
 
@@ -852,6 +456,7 @@ class BackendBase(abc.ABC):
             raise JobStateError(f"WaitCtx belongs to the {ctx._backend.name!r} backend, not {self.name!r}")
         ctx._check_open()
 
+    @holds_thread_busy
     def _drive(self, thread: ThreadJobs, record: JobRecord, handle: Job, fresh: bool) -> StartResult:
         """Run ``record`` (start or resume) until it pauses or ends; the contract's result.
 
@@ -1071,6 +676,7 @@ class BackendBase(abc.ABC):
     @abc.abstractmethod
     def unblock_pause(self) -> None: ...
 
+    @holds_thread_busy
     def cleanup_thread(self) -> None:
         """Free this thread's job pool; refused while the thread has paused jobs."""
         thread, running = self._current()
@@ -1084,7 +690,7 @@ class BackendBase(abc.ABC):
         if thread is not None and thread.paused:
             raise JobStateError(
                 f"cleanup_thread() with {len(thread.paused)} paused job(s): "
-                f"close or finish them first (C would leak them)" + _kept_note(thread.paused)
+                f"close or finish them first (C would leak them)" + kept_note(thread.paused)
             )
         if thread is None:
             self._engine_cleanup_thread(None)
@@ -1146,6 +752,7 @@ class BackendBase(abc.ABC):
         self._refuse_reentry(thread, "close()")
         return thread
 
+    @holds_thread_busy
     def _cancel(
         self,
         thread: ThreadJobs,
@@ -1314,6 +921,7 @@ class BackendBase(abc.ABC):
             if record.state == "finished":
                 record.handle = None
 
+    @holds_thread_busy
     def _unwind_now(self, thread: ThreadJobs, record: JobRecord, watch: Any = None) -> bool:
         """Unwind a paused job as far as its engine lets it go without waiting; a job still
         paused inside C code after that is kept by the library. True once it has ended."""
@@ -1415,17 +1023,6 @@ class BackendBase(abc.ABC):
                 ResourceWarning,
                 stacklevel=2,
             )
-
-
-_BUSY_CODES = frozenset(
-    {
-        BackendBase._drive.__code__,
-        BackendBase._cancel.__code__,
-        BackendBase._unwind_now.__code__,
-        BackendBase.cleanup_thread.__code__,
-        BackendBase._settle_leftover.__code__,
-    }
-)
 
 
 def _close_main_thread_jobs(ref: Callable[[], Optional[BackendBase]]) -> None:

@@ -21,7 +21,7 @@ from .._native._libs import address_of
 from .._unraisable import report_unraisable
 from .._validate import c_int as check_c_int
 from .._validate import callable_or_none, hashable_key
-from ._base import WaitCtxBase
+from ._waitctx_base import WaitCtxBase
 
 if TYPE_CHECKING:
     from .openssl import OpenSSLBackend
