@@ -69,7 +69,7 @@ def test_python_dash_m_entry_point() -> None:
 # the openssl backend loads but cannot run jobs (no job machinery), as on a libcrypto
 # whose ASYNC support is compiled out
 CANNOT_RUN_JOBS = """
-import pyossl_async._native._runner as runner
+import pyossl_async._native._support as runner
 from pyossl_async._native._abi import NativeUnsupported
 
 class Unsupported:

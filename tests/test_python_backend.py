@@ -824,7 +824,7 @@ class LineInterrupter:
     ``__enter__`` and its block; and the line event a ``with`` line gets again for its
     ``__exit__`` is a point where 3.10+ never runs one either; nor at the first line of a
     ``finally`` block. (3.9 can at those last two: the shared layer copes with the
-    ``finally`` case, see ``_base._busy``; the ``with`` one is a CPython 3.9 limit, bpo-29988.)
+    ``finally`` case, see ``backends._interrupts.busy``; the ``with`` one is a CPython 3.9 limit, bpo-29988.)
     """
 
     def __init__(self, n: int) -> None:

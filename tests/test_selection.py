@@ -273,7 +273,7 @@ def test_no_fallback_when_the_library_was_asked_for(system_libcrypto: str) -> No
 
 
 SIMULATE_NO_JOBS = """
-import pyossl_async._native._runner as runner
+import pyossl_async._native._support as runner
 from pyossl_async._native._abi import NativeUnsupported
 
 class Unsupported:

@@ -54,7 +54,7 @@ def _load_openssl() -> Backend:
 
     crypto = load_libcrypto()
     try:
-        from ._native._runner import NativeSupport
+        from ._native._support import NativeSupport
 
         native: Optional[NativeSupport] = NativeSupport(crypto)
         error = ""

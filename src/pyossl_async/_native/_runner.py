@@ -1,18 +1,20 @@
-"""Running Python job functions inside real OpenSSL jobs, safely.
+"""Running Python job functions inside real OpenSSL jobs, safely: the per-thread runner.
 
-``NativeSupport`` holds what is process-wide (libraries, ABI, the GIL-state
-binding, where job stacks come from). ``JobRunner`` is per OS thread: it starts
-and resumes OpenSSL jobs so that each job's Python code runs
+``JobRunner`` is per OS thread: it starts and resumes OpenSSL jobs so that each
+job's Python code runs
 
-* on its own ``PyThreadState`` (switched in and out by a C call chain, see
-  ``_tstate`` and ``_callchain``), and
+* on its own ``PyThreadState``, bound and unbound around every switch by the
+  native switch (``_switch``, :class:`NativeRunner`) or, where that cannot be
+  mapped, by a C call chain (``_chain_runner``), and
 * on a large guarded C stack: handed to OpenSSL through
-  ``ASYNC_set_mem_functions`` (3.2+), or, on 3.0/3.1, entered from OpenSSL's
-  32 KiB fibre by a C-only trampoline (``swapcontext`` bound with
-  ``functools.partial``: no Python frame runs on the small stack).
+  ``ASYNC_set_mem_functions`` (3.2+, ``_openssl_stacks``), or, on 3.0/3.1, entered
+  from OpenSSL's 32 KiB fibre by a C-only trampoline (no Python frame runs on the
+  small stack).
 
 The runner knows nothing of the public API: it runs a ``JobBody`` and reports
 OpenSSL's status. Policy (states, errors, cancellation) is the backend's.
+What is process-wide (libraries, ABI, the GIL-state binding, where job stacks
+come from) is ``_support.NativeSupport``.
 """
 
 from __future__ import annotations
@@ -25,49 +27,23 @@ import os
 import sys
 import threading
 from ctypes import CFUNCTYPE, byref, c_int, c_int64, c_uint64, c_void_p
-from types import GeneratorType
-from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, Iterator, List, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Protocol
 
-from .. import _settings
 from .._errors import AsyncError
-from .._libcrypto._types import ASYNC_job_fn, ASYNC_stack_alloc_fn
-from ._abi import NativeUnsupported, check_interpreter, detect_abi
-from ._callchain import CallChain
-from ._ffi import FfiCall
-from ._gilguard import GilGuard, Step, check_usable
-from ._libs import Libc, Libffi, PyApi, address_of
-from ._stacks import GuardedStack, StackPool
-from ._switch import REFUSED, NativeSwitch, SwitchBlock, load_switch
-from ._tstate import AsyncExceptions, GilStateBinding, ThreadStatePool
+from .._libcrypto._types import ASYNC_job_fn
+from ._libs import address_of
+from ._stacks import StackPool
+from ._switch import REFUSED, NativeSwitch, SwitchBlock
+from ._tstate import ThreadStatePool
 from ._ucontext import UContext
 
 if TYPE_CHECKING:
-    from .._libcrypto import LibCrypto
+    from ._openssl_stacks import ThreadAllocator
+    from ._support import NativeSupport
 
-__all__ = [
-    "DEFAULT_STACK_SIZE",
-    "ENV_STACK_MODE",
-    "ENV_STACK_SIZE",
-    "ENV_SWITCH",
-    "REFUSED",
-    "Execution",
-    "JobBody",
-    "JobRunner",
-    "NativeSupport",
-]
+__all__ = ["C_STACK_PER_CALL", "REFUSED", "Execution", "JobBody", "JobRunner", "NativeRunner"]
 
 ASYNC_ERR, ASYNC_NO_JOBS, ASYNC_PAUSE, ASYNC_FINISH = 0, 1, 2, 3
-
-#: Enough for the default recursion limit of Python calls on 3.9 (about 1 KiB of
-#: C stack per call there) and for 3.13's C recursion limit (deep repr/json),
-#: with margin. Untouched pages cost no memory (MAP_NORESERVE).
-DEFAULT_STACK_SIZE = 4 << 20
-ENV_STACK_SIZE = _settings.ENV_STACK_SIZE
-ENV_STACK_MODE = _settings.ENV_STACK_MODE
-ENV_SWITCH = _settings.ENV_SWITCH
-#: the helper stacks of the call chains only run C (and, on 3.2+, the stack
-#: allocator callback); they never run job code
-CHAIN_SLICE = 256 << 10
 
 
 class JobBody(Protocol):
@@ -176,225 +152,6 @@ class Execution:
         return address
 
 
-class _ThreadAllocator:
-    """Per OS thread: the allocator generator OpenSSL's callback resumes (ended once
-    its ``gi_frame`` is None), and an interrupt it caught (raised by the runner
-    once the C call has returned)."""
-
-    __slots__ = ("generator", "interrupt")
-
-    def __init__(self) -> None:
-        self.interrupt: Optional[BaseException] = None
-        self.generator: GeneratorType[Optional[int], Any, None]
-
-
-def _alloc_entry(lookup: Iterator[Callable[[Any], Optional[int]]]) -> Callable[[Any], Optional[int]]:
-    """What OpenSSL calls for a stack: the calling thread's ``send(num)``, found in C.
-
-    An instance of a class of its own whose ``__call__`` is a property with getter
-    ``next(lookup)``: ``lookup`` maps ``threading.get_ident()`` to the OS thread's
-    ``send`` (the plain allocator on threads that never armed one). C from end to
-    end, so no Python frame runs before the generator resumes inside its ``try``
-    (see ``_OpenSSLStacks._allocations``). Keyed by OS thread, not
-    ``threading.local``: OpenSSL calls it while the job's own thread state is
-    bound, not the caller's.
-    """
-    entry_type = type("_AllocEntry", (), {"__slots__": (), "__call__": property(functools.partial(next, lookup))})
-    entry: Callable[[Any], Optional[int]] = entry_type()
-    return entry
-
-
-class _OpenSSLStacks:
-    """The ``ASYNC_stack_alloc_fn`` handed to OpenSSL 3.2+: guarded stacks of our size.
-
-    The matching free function is a C no-op (a Python callback could be called
-    after interpreter shutdown, from OpenSSL's exit handlers); stacks are unmapped
-    by ``release_thread`` once the thread's OpenSSL pool is gone.
-
-    OpenSSL calls the allocator inside ``ASYNC_start_job`` (or ``ASYNC_init_thread``)
-    when its pool needs a new job. A signal handler raising at the first line of a
-    Python callback there escaped into ctypes, which then returned garbage to
-    OpenSSL as the stack: SIGSEGV on Ctrl-C while the pool grew. So the callback
-    reaches Python only by resuming a generator parked inside its ``try``; an
-    exception raised there makes the allocation fail (NULL: the job is not created)
-    and is kept in the thread's ``_ThreadAllocator.interrupt`` for the runner to
-    raise once the C call has returned.
-    """
-
-    def __init__(self, native: NativeSupport) -> None:
-        self._native = native
-        self._by_thread: Dict[int, List[GuardedStack]] = {}
-        self._lock = threading.Lock()
-        #: armed threads (by ident): their allocator state, and its generator's ``send``
-        self._states: Dict[int, _ThreadAllocator] = {}
-        self._senders: Dict[int, Callable[[Any], Optional[int]]] = {}
-        lookup = map(self._senders.get, iter(threading.get_ident, None), itertools.repeat(self._alloc))
-        self.callback = ASYNC_stack_alloc_fn(_alloc_entry(lookup))
-        self.allocated = 0
-
-    def arm(self) -> _ThreadAllocator:
-        """Give the calling thread its allocator generator (once, or again if it ended);
-        the per-thread state."""
-        ident = threading.get_ident()
-        state = self._states.get(ident)
-        if state is None or state.generator.gi_frame is None:
-            state = _ThreadAllocator()
-            allocations = self._allocations(state)
-            next(allocations)
-            state.generator = allocations  # type: ignore[assignment]
-            self._states[ident] = state
-            self._senders[ident] = allocations.send
-        return state
-
-    def _allocations(self, local: _ThreadAllocator) -> Generator[Optional[int], Any, None]:
-        """Serve this thread's allocations: ``send(num)`` gives a stack's base or None.
-
-        Resumed at a ``yield`` inside a ``try``: an exception from a signal handler
-        is raised there and caught. The handlers are nested once more so that even
-        a second signal during the first handler cannot end the generator (a dead
-        one would give OpenSSL garbage again). Several more, nanoseconds apart,
-        could; the runner checks before each start and arms a new one.
-        """
-        base: Optional[int] = None
-        while True:
-            try:
-                while True:
-                    try:
-                        while True:
-                            num = yield base
-                            base = None
-                            base = self._alloc(num)
-                    except GeneratorExit:
-                        raise  # the thread's allocator is being collected (thread exit)
-                    except BaseException as exc:  # noqa: BLE001 - never unwind into C
-                        local.interrupt = exc
-                        base = None
-            except GeneratorExit:
-                return
-            except BaseException as exc:  # noqa: BLE001 - never unwind into C
-                local.interrupt = exc
-                base = None
-
-    def _alloc(self, num: Any) -> Optional[int]:
-        try:
-            n = self._native
-            stack = GuardedStack(n.libc, n.abi, max(n.stack_size, int(num[0])))
-            num[0] = stack.size
-            with self._lock:
-                self._by_thread.setdefault(threading.get_ident(), []).append(stack)
-                self.allocated += 1
-            base: int = stack.base
-            return base
-        except BaseException:  # noqa: BLE001 - must not unwind into C; NULL = no job
-            return None
-
-    def disarm(self, ident: int) -> None:
-        """The thread's runner is gone: forget its allocator (``arm`` makes a new one)."""
-        self._senders.pop(ident, None)
-        self._states.pop(ident, None)
-
-    def release_thread(self, ident: int) -> None:
-        """Unmap the thread's stacks (its OpenSSL pool is gone); its allocator stays armed."""
-        with self._lock:
-            stacks = self._by_thread.pop(ident, [])
-        for stack in stacks:
-            stack.close()
-
-    def abandon_thread(self, ident: int) -> None:
-        """A thread exited with paused jobs: their stacks are leaked with them, and must not
-        be unmapped by a later thread that is given the same ident."""
-        with self._lock:
-            self._by_thread.pop(ident, None)
-
-
-class NativeSupport:
-    """Process-wide machinery for the openssl backend (created once, on load)."""
-
-    def __init__(self, crypto: LibCrypto) -> None:
-        check_interpreter()
-        self.abi = detect_abi()
-        self.libc = Libc()
-        self.ffi = Libffi()
-        self.api = PyApi()
-        self.binding = GilStateBinding(self.api, self.libc)
-        #: raising JobCancelled in a job paused inside C code (see _tstate)
-        self.async_exc = AsyncExceptions(self.api)
-        self.crypto = crypto
-        self.stack_size = _settings.stack_size() or DEFAULT_STACK_SIZE
-        #: ``$PYOSSL_ASYNC_DEBUG``: verify the thread-state binding at every switch (slow)
-        self.debug = _settings.debug()
-        self.start_job_address = crypto.address("ASYNC_start_job")
-        # untyped fast bindings for the two hottest calls (typed ones are in the table)
-        fast = ctypes.CDLL(crypto.path)
-        self.fast_start_job = fast.ASYNC_start_job
-        self.fast_start_job.restype = c_int
-        self.fast_pause_job = fast.ASYNC_pause_job
-        self.fast_pause_job.restype = c_int
-        # keeps the GIL (a ctypes.PyDLL function); returns an int or None
-        self.fast_current_job = ctypes.PyDLL(crypto.path).ASYNC_get_current_job
-        self.fast_current_job.restype = c_void_p
-        # PyGILState_Check through a GIL-releasing binding: must answer 0 (see _gilguard)
-        self.unlocked_gil_check = ctypes.CDLL(None).PyGILState_Check
-        self.unlocked_gil_check.restype = c_int
-        #: how jobs are switched into: the native switch (_switch), else the call chain
-        self.switch: Optional[NativeSwitch] = None
-        self.switch_reason = self._choose_switch(crypto)
-        self.openssl_stacks: Optional[_OpenSSLStacks] = None
-        self.stack_mode, self.stack_mode_reason = self._choose_stack_mode(crypto)
-        #: the deepest recursion limit a job stack holds (0: Python calls use no C stack)
-        self.depth_budget = self.stack_size // C_STACK_PER_CALL if sys.version_info < (3, 11) else 0
-
-    def _choose_switch(self, crypto: LibCrypto) -> str:
-        """Load the native switch unless told not to; why the chosen one runs."""
-        mode = _settings.switch_mode()
-        if mode == "chain":
-            return f"{ENV_SWITCH}=chain"
-        try:
-            self.switch = load_switch(
-                self.libc, self.abi, self.api, self.binding.key, crypto.address("ASYNC_get_current_job")
-            )
-        except NativeUnsupported as exc:
-            if mode == "native":
-                raise NativeUnsupported(f"{ENV_SWITCH}=native: {exc}") from None
-            return f"call chain: {exc}"
-        return self.switch.info()
-
-    def new_runner(self, switch: Optional[str] = None) -> JobRunner:
-        """The calling OS thread's runner, with the switch this process uses (``switch``:
-        ``"chain"`` forces the call chain for this thread, as the benchmark does)."""
-        if self.switch is not None and switch != "chain":
-            return NativeRunner(self)
-        return ChainRunner(self)
-
-    def _choose_stack_mode(self, crypto: LibCrypto) -> tuple[str, str]:
-        forced = _settings.stack_mode()
-        if forced == "nested":
-            return "nested", f"{ENV_STACK_MODE}=nested"
-        if not crypto.has("ASYNC_set_mem_functions"):
-            if forced == "openssl":
-                raise NativeUnsupported("ASYNC_set_mem_functions needs OpenSSL 3.2+")
-            return "nested", "OpenSSL < 3.2 has no ASYNC_set_mem_functions"
-        stacks = _OpenSSLStacks(self)
-        if crypto.ASYNC_set_mem_functions(address_of(stacks.callback), self.libc.noop_address):
-            self.openssl_stacks = stacks
-            return "openssl", "ASYNC_set_mem_functions accepted our stack allocator"
-        if forced == "openssl":
-            raise NativeUnsupported("ASYNC_set_mem_functions refused: a job already ran")
-        return "nested", "ASYNC_set_mem_functions returned 0: a fibre stack already exists"
-
-    def info(self) -> dict[str, Any]:
-        return {
-            "abi": self.abi.name,
-            "gilstate_binding": self.binding.kind,
-            "stack_mode": self.stack_mode,
-            "stack_mode_reason": self.stack_mode_reason,
-            "stack_size": self.stack_size,
-            "switch": "native" if self.switch is not None else "chain",
-            "switch_reason": self.switch_reason,
-            "cancel_inside_c": self.async_exc.available or f"unavailable: {self.async_exc.reason}",
-        }
-
-
 class _NestedUnit:
     """A guarded stack entered from OpenSSL's small fibre (OpenSSL 3.0/3.1).
 
@@ -442,31 +199,6 @@ class _NestedUnit:
         self._slot.value = self._value
 
 
-class _ChainSwitch:
-    """One call chain that switches into a job, and the per-switch argument views in it.
-
-    ``job_ts``: the register holding the job's thread state for the chain's first
-    step (binding it); ``check``: where the GIL guard's check step writes (the
-    job's ``held`` cell, pointed at per switch).
-    """
-
-    __slots__ = ("chain", "check", "job_ts")
-
-    def __init__(
-        self,
-        libc: Libc,
-        abi: Any,
-        steps: List[Step],
-        job_ts_step: Optional[int],
-        job_ts_arg: int,
-        check_step: Optional[int],
-    ) -> None:
-        self.chain = CallChain(libc, abi, steps, CHAIN_SLICE)
-        contexts = self.chain.contexts
-        self.job_ts = contexts[job_ts_step].argument(job_ts_arg) if job_ts_step is not None else None
-        self.check = contexts[check_step].argument(2) if check_step is not None else None
-
-
 class JobRunner:
     """Starts and resumes this OS thread's OpenSSL jobs (see the module docstring).
 
@@ -503,8 +235,8 @@ class JobRunner:
         self._openssl_entry: Any = None
         #: the C function pointer to ``_entry`` that every ``_NestedUnit`` starts at
         self.nested_entry: Any = None
-        #: this thread's stack allocator state (OpenSSL 3.2+ stacks): see _OpenSSLStacks
-        self._allocator: Optional[_ThreadAllocator] = None
+        #: this thread's stack allocator state (OpenSSL 3.2+ stacks): see _openssl_stacks
+        self._allocator: Optional[ThreadAllocator] = None
         if native.stack_mode == "openssl":
             self._openssl_entry = ASYNC_job_fn(self._entry)  # called with one argument: next()'s default
             if native.openssl_stacks is not None:
@@ -766,108 +498,6 @@ class NativeRunner(JobRunner):
         return switch
 
 
-class ChainRunner(JobRunner):
-    """Switches through ``makecontext`` call chains (``_callchain``): the portable fallback.
-
-    Each switch is a fixed sequence of libffi calls run back to back on helper
-    stacks (bind the GIL state, ``ASYNC_start_job``, the GIL guard's check and
-    release, unbind); a job paused inside C code that holds the GIL is resumed
-    through a longer chain that takes the GIL back for it first (``_gilguard``).
-    """
-
-    def __init__(self, native: NativeSupport) -> None:
-        super().__init__(native)
-        api = native.api
-        ffi = native.ffi
-        self._call = call = FfiCall(
-            ffi, native.start_job_address, ffi.type_sint32, [ffi.type_pointer] * 5 + [ffi.type_uint64]
-        )
-        self._ret_slot = c_int(0)
-        call.cells[2] = ctypes.addressof(self._ret_slot)
-        self._cells = call.cells
-        self._result = call.result
-        libc = native.libc
-        step_call = (call.ffi_call_address, call.step_args)
-        guard = self._guard = GilGuard(native.ffi, api, libc)
-        guarded: List[Step] = [step_call, guard.check_step(), guard.release_step()]
-        tls = native.binding.kind == "tls"
-        key = native.binding.key
-        set_key = libc.pthread_setspecific_address
-        if tls:
-            enter: List[Step] = [(set_key, (key, 0))]
-            leave: List[Step] = [(set_key, (key, self.caller_ts))]
-            self._start = _ChainSwitch(libc, native.abi, enter + guarded + leave, 0, 1, len(enter) + 1)
-            self._resume = self._start
-        else:
-            # 3.12+: a fresh job's state is bound by restoring and saving it once
-            enter = [(api.restore_thread_address, (0,)), (api.save_thread_address, ())]
-            self._start = _ChainSwitch(libc, native.abi, enter + guarded, 0, 0, len(enter) + 1)
-            self._resume = _ChainSwitch(libc, native.abi, guarded, None, 0, 1)
-        enter = [(set_key, (key, 0))] if tls else []
-        steps = enter + [guard.retake_step()] + guarded + (leave if tls else [])
-        self._retake = _ChainSwitch(libc, native.abi, steps, 0 if tls else None, 1, len(enter) + 2)
-        self._retake_key = guard.retake_key
-        self._retake_argv = guard.retake_argv
-        self._release_argv = guard.release_argv
-        self._unlocked_gil_check = native.unlocked_gil_check
-        self._in_job = native.fast_current_job
-
-    def _new_slot(self) -> _JobSlot:
-        return _JobSlot()
-
-    def _switch_new(self, ex: Execution, wait_ctx_address: int, func: int) -> int:
-        if self._in_job():
-            return REFUSED
-        if not check_usable(self.native.api, self._unlocked_gil_check):
-            self._recycle(ex)
-            raise AsyncError(
-                "PyGILState_Check() no longer tells a held GIL from a released one "
-                "(sub-interpreters disable it): refusing to start jobs"
-            )
-        slot = ex.slot
-        cells = self._cells
-        cells[0] = slot.address
-        cells[1] = wait_ctx_address
-        cells[3] = func
-        switch = self._start
-        switch.job_ts.value = ex.tstate  # type: ignore[union-attr]
-        held = slot.held_address
-        switch.check.value = held  # type: ignore[union-attr]
-        self._release_argv[2] = held
-        switch.chain.run()
-        status: int = self._result.value
-        return status
-
-    def switch_for(self, ex: Execution) -> Callable[[], int]:
-        switch: Callable[[], int] = functools.partial(self._chain_resume, ex)
-        if self.native.debug:
-            return functools.partial(self._debug_switch, switch)
-        return switch
-
-    def _chain_resume(self, ex: Execution) -> int:
-        if self._in_job():
-            return REFUSED
-        slot = ex.slot
-        switch = self._resume
-        if slot.held.value:  # paused inside C that holds the GIL: retake it for the job first
-            switch = self._retake
-            self._retake_key[0] = ex.tstate
-            self._retake_argv[2] = slot.held_address
-        self._cells[0] = slot.address
-        if switch.job_ts is not None:
-            switch.job_ts.value = ex.tstate
-        held = slot.held_address
-        switch.check.value = held  # type: ignore[union-attr]
-        self._release_argv[2] = held
-        switch.chain.run()
-        status: int = self._result.value
-        return status
-
-    def _close_switches(self) -> None:
-        for switch in (self._start, self._resume, self._retake):
-            switch.chain.close()
-
-
 #: C stack one Python-to-Python call takes on CPython 3.9/3.10, with margin (measured:
 #: a 4 MiB stack holds 10,000 to 15,000 plain calls). 3.11+ calls take none.
 C_STACK_PER_CALL = 512
@@ -888,4 +518,3 @@ def _exit_forked_child() -> None:
         except BaseException:  # noqa: BLE001
             pass
     os._exit(0)
-

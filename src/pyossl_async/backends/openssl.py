@@ -18,7 +18,8 @@ from typing import Any, Callable, List, Optional
 from .._constants import Status
 from .._errors import AsyncError, ErrorEntry, JobCancelled, JobStateError, from_conversion_failure
 from .._libcrypto import LibCrypto, c_call, drain_errors
-from .._native._runner import C_STACK_PER_CALL, ENV_STACK_SIZE, REFUSED, JobRunner, NativeSupport
+from .._native._runner import C_STACK_PER_CALL, REFUSED, JobRunner
+from .._native._support import ENV_STACK_SIZE, NativeSupport
 from .._protocol import BackendName
 from .._validate import init_size_limit, size_t
 from ._base import STATUSES, BackendBase, JobRecord, ThreadJobs

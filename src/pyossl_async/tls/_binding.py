@@ -40,9 +40,9 @@ from ctypes import byref, c_int64, c_uint64, c_void_p
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from .._errors import AsyncError, JobStateError
+from .._native._chain_runner import ChainSwitch
 from .._native._ffi import FfiCall
 from .._native._gilguard import GilGuard, Step
-from .._native._runner import _ChainSwitch
 from .._native._switch import SwitchBlock
 from .._native._tstate import ThreadStatePool
 from .._unraisable import report_unraisable
@@ -52,7 +52,7 @@ from ._keyops import REFUSAL, Entry
 from ._support import ON_LOAD, TLSSupport
 
 if TYPE_CHECKING:
-    from .._native._runner import NativeSupport
+    from .._native._support import NativeSupport
 
 __all__ = ["BoundSSL", "ChainCaller", "TLSThread", "thread_here"]
 
@@ -89,9 +89,9 @@ class ChainCaller:
             leave = []
             ts_arg = 0
         n = len(enter)
-        self.plain = _ChainSwitch(libc, native.abi, enter + guarded + leave, 0, ts_arg, n + 1)
+        self.plain = ChainSwitch(libc, native.abi, enter + guarded + leave, 0, ts_arg, n + 1)
         retake = [*enter, guard.retake_step(), *guarded, *leave]
-        self.retake = _ChainSwitch(libc, native.abi, retake, 0, ts_arg, n + 2)
+        self.retake = ChainSwitch(libc, native.abi, retake, 0, ts_arg, n + 2)
         self.plain_fn = self.plain.chain.contexts[n].argument(1)
         self.retake_fn = self.retake.chain.contexts[n + 1].argument(1)
 

@@ -15,7 +15,7 @@ from .._errors import BackendUnavailable
 if TYPE_CHECKING:
     from .._libcrypto import LibCrypto
     from .._libssl import LibSSL
-    from .._native._runner import NativeSupport
+    from .._native._support import NativeSupport
     from .._native._switch import NativeSwitch
 
 __all__ = ["ON_LOAD", "TLSSupport", "get_support"]
