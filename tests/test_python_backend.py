@@ -788,7 +788,16 @@ def test_greenlet_pause_from_a_handler_on_the_callers_side_is_a_no_op(greenlet_p
 # -- an interrupt at any line of ours ---------------------------------------------------------
 
 #: the library's files a signal handler's exception is made to land in, line after line
-LIBRARY_FILES = ("_base.py", "python.py", "_python_workers.py", "_python_greenlets.py", "_python_executors.py")
+LIBRARY_FILES = (
+    "_base.py",
+    "_records.py",
+    "_interrupts.py",
+    "_closing.py",
+    "python.py",
+    "_python_workers.py",
+    "_python_greenlets.py",
+    "_python_executors.py",
+)
 
 
 def _in_finaliser(frame: Any) -> bool:

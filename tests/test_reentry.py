@@ -247,7 +247,10 @@ seen = []
 
 def tracer(frame, event, arg):
     # a trace function runs between every two lines of the library's own code
-    if event == "line" and frame.f_code.co_filename.endswith(("_base.py", "_runner.py", "openssl.py", "python.py")):
+    if event == "line" and frame.f_code.co_filename.endswith(
+        ("_base.py", "_records.py", "_interrupts.py", "_closing.py", "_runner.py", "_chain_runner.py",
+         "openssl.py", "python.py")
+    ):
         for call in (b.cleanup_thread, lambda: b.start_job(None, ctx, lambda a: 1), lambda: b.init_thread(0, 0)):
             try:
                 call()

@@ -149,7 +149,7 @@ class TLSThread:
 
     def check_allocator(self) -> None:
         """Give the thread a live stack allocator (OpenSSL 3.2+ stacks) before a call that may
-        start a libssl job (an interrupt can end one; see ``_OpenSSLStacks``)."""
+        start a libssl job (an interrupt can end one; see ``_native._openssl_stacks``)."""
         allocator = self.allocator
         if allocator is not None and allocator.generator.gi_frame is None:
             stacks = self.support.native.openssl_stacks
