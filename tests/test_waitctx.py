@@ -397,7 +397,9 @@ def test_with_block_closing_failure_is_raised_when_nothing_else_is(backend: pa.B
 def test_waitctx_is_a_class_for_annotations_and_isinstance(backend: pa.Backend) -> None:
     ctx: pa.WaitCtx = backend.WaitCtx()
     try:
-        assert isinstance(ctx, pa.WaitCtx) and pa.WaitCtxType is pa.WaitCtx
+        assert isinstance(ctx, pa.WaitCtx)
+        with pytest.warns(DeprecationWarning, match="WaitCtxType is deprecated: use WaitCtx"):
+            assert pa.WaitCtxType is pa.WaitCtx
         assert repr(ctx).startswith("<pyossl_async.WaitCtx open")
     finally:
         ctx.close()

@@ -49,8 +49,9 @@ _R = _TypeVar("_R")
 
 __version__ = "0.1.0"
 
-#: the same class as ``WaitCtx`` (its earlier name)
-WaitCtxType = WaitCtx
+if _TYPE_CHECKING:
+    #: ``WaitCtx`` under its earlier name: deprecated (``__getattr__`` warns at each use)
+    WaitCtxType = WaitCtx
 
 #: seconds closing a job may take when no timeout is given: ``$PYOSSL_ASYNC_CLOSE_TIMEOUT``,
 #: else 10. Read the first time it is needed or read, then fixed for the process; a
@@ -62,6 +63,11 @@ if not _TYPE_CHECKING:  # mypy would take a module __getattr__ to make every nam
     def __getattr__(name: str) -> _Any:
         if name == "DEFAULT_CLOSE_TIMEOUT":
             return _drive_blocking.DEFAULT_CLOSE_TIMEOUT
+        if name == "WaitCtxType":
+            import warnings
+
+            warnings.warn("pyossl_async.WaitCtxType is deprecated: use WaitCtx", DeprecationWarning, stacklevel=2)
+            return WaitCtx
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -90,7 +96,6 @@ __all__ = [
     "Status",
     "WaitCtx",
     "WaitCtxClosedError",
-    "WaitCtxType",
     "WaitStatus",
     "available_backends",
     "await_future",

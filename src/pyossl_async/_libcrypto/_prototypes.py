@@ -103,6 +103,3 @@ PROTOTYPES: Tuple[Prototype, ...] = (
         optional=True,
     ),
 )
-
-# Unused imports kept visible for readers of the table.
-_ = (ASYNC_JOB_p,)

@@ -288,7 +288,7 @@ class _LoopState(Shell):
         self.admit_waiters.append(waiter)
         try:
             if not await _until(self.loop, waiter, deadline):
-                raise _timeout(f"no job slot came free under the job limit of {limit}")
+                raise _timeout_error(f"no job slot came free under the job limit of {limit}")
         except BaseException:
             if _granted(waiter):
                 self.active -= 1  # admitted, then cancelled: pass the place on
@@ -318,7 +318,7 @@ class _LoopState(Shell):
         self.slot_waiters.setdefault(name, collections.deque()).append(waiter)
         try:
             if not await _until(self.loop, waiter, deadline):
-                raise _timeout("no job of the thread's pool came free")
+                raise _timeout_error("no job of the thread's pool came free")
         except BaseException:
             if _granted(waiter):
                 self.release_slot(name)  # woken, then cancelled: pass the slot on
@@ -371,7 +371,7 @@ async def _until(loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[Any], d
     if deadline == math.inf:
         await waiter
         return True
-    timer = loop.call_at(deadline, _time_out, waiter)
+    timer = loop.call_at(deadline, _expire, waiter)
     try:
         outcome: Any = await waiter
         return outcome is not _TIMED_OUT
@@ -446,7 +446,7 @@ def get_job_limit(loop: Optional[asyncio.AbstractEventLoop] = None) -> Optional[
     return _limits.get(loop)
 
 
-def _timeout(why: str) -> BaseException:
+def _timeout_error(why: str) -> BaseException:
     return JobTimeoutError(why)
 
 
@@ -478,7 +478,7 @@ class _AioWatch(AsyncWatch):
             waiter = self.waiter = self.loop.create_future()
             timer = None
             if deadline != math.inf:
-                timer = self.loop.call_at(deadline, _time_out, waiter)
+                timer = self.loop.call_at(deadline, _expire, waiter)
             try:
                 fd = await waiter
             finally:
@@ -497,7 +497,7 @@ class _AioWatch(AsyncWatch):
 _TIMED_OUT: Any = -1
 
 
-def _time_out(waiter: asyncio.Future[Any]) -> None:
+def _expire(waiter: asyncio.Future[Any]) -> None:
     if not waiter.done():
         waiter.set_result(_TIMED_OUT)
 

@@ -172,7 +172,7 @@ def pyossl_backend(request: pytest.FixtureRequest) -> Iterator[pa.Backend]:
 
 
 @pytest.fixture
-def pyossl_wait_ctx(pyossl_backend: pa.Backend) -> Iterator[pa.WaitCtxType]:
+def pyossl_wait_ctx(pyossl_backend: pa.Backend) -> Iterator[pa.WaitCtx]:
     """A ``WaitCtx`` of the test's backend, closed after the test (or, while a job
     the test left paused still uses it, once that job is closed)."""
     ctx = pyossl_backend.WaitCtx()
