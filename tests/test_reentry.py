@@ -43,6 +43,7 @@ handler_paused = []  # handles the handler started
 bad = []             # exceptions outside the contract
 counts = {"calls": 0, "refused": 0, "interrupts": 0, "too_deep": 0}
 MAX_NESTING = 3
+STACK_LOOK = 150
 ALLOWED = (pa.AsyncError, pa.JobCancelled, KeyboardInterrupt, RecursionError, MemoryError)
 
 def job(arg):
@@ -59,11 +60,17 @@ def pick(seq):
         raise pa.JobStateError("the list changed under the handler") from None
 
 def nesting(frame):
+    # Counted on the stack, not with a counter: a handler that ran inside a job can be
+    # paused with it. Bounded: each check must cost the same however deep the stack,
+    # or on a loaded machine handlers that are too deep pile up faster than they
+    # return (every one walking a deeper stack) and the process never gets out.
     n = 0
-    while frame is not None:
+    for _ in range(STACK_LOOK):
+        if frame is None:
+            return n
         n += frame.f_code is HANDLER
         frame = frame.f_back
-    return n
+    return MAX_NESTING  # deeper than any program of ours: a pile-up of handlers
 
 def handler(signum, frame):
     counts["calls"] += 1
