@@ -24,6 +24,20 @@ from pyossl_async.testing import plugin
 
 #: backends that must load (a missing one fails instead of skipping)
 REQUIRED = plugin.required_backends()
+#: the backends ``--pyossl-backend`` selected (empty: all): this suite's own per-backend
+#: fixtures and child variants follow it, as the plugin's ``pyossl_backend`` does, so that
+#: a run limited to one backend (CI's switch and OpenSSL-version runs) runs no other
+SELECTED: "set[str]" = set()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    SELECTED.update(plugin.selected_backends(config))
+
+
+def skip_unselected(backend: str) -> None:
+    """Skip the calling test when ``--pyossl-backend`` left ``backend`` out."""
+    if SELECTED and backend not in SELECTED:
+        pytest.skip(f"{backend} not selected (--pyossl-backend)")
 
 #: the python backend's engines (PYOSSL_ASYNC_PYTHON_ENGINE), for tests parametrised over them
 PYTHON_ENGINES = ["threads", "greenlet"]
@@ -42,6 +56,7 @@ _ENGINE_BACKENDS: Dict[str, Any] = {}
 
 def engine_backend(engine: str) -> Any:
     """The python backend running ``engine`` (skipped when that engine cannot run here)."""
+    skip_unselected("python")
     backend = _ENGINE_BACKENDS.get(engine)
     if backend is None:
         if engine == "greenlet":
@@ -76,6 +91,7 @@ def python_backend_with(engine: str) -> Iterator[Any]:
 @pytest.fixture(params=PYTHON_ENGINES)
 def python_engine(request: pytest.FixtureRequest) -> Iterator[str]:
     """Each engine of the python backend in turn, installed as ``get_backend("python")``."""
+    skip_unselected("python")
     with python_backend_with(request.param):
         yield request.param
 
@@ -94,6 +110,7 @@ def variant(name: str) -> tuple[str, Dict[str, str]]:
     """``(backend name, child environment)`` for a ``VARIANTS`` entry; skipped (failed when
     the backend is required) when it cannot run here."""
     backend, _, engine = name.partition("-")
+    skip_unselected(backend)
     if backend not in pa.available_backends():
         if backend in REQUIRED:
             pytest.fail(f"required backend {backend!r} is unavailable")
@@ -107,6 +124,7 @@ def variant(name: str) -> tuple[str, Dict[str, str]]:
 
 def load_backend(name: str) -> pa.Backend:
     """A backend by name, skipped (failed when required) when it cannot load."""
+    skip_unselected(name)
     return plugin.load_backend(name, capable=False)
 
 
