@@ -22,6 +22,22 @@ import pyossl_async as pa
 from pyossl_async import _registry
 from pyossl_async.testing import plugin
 
+# Hypothesis profiles, one place for every property test of this suite: "ci" (the
+# default) replays the same examples each run, so CI is reproducible; "explore"
+# (HYPOTHESIS_PROFILE=explore) draws new ones each run and keeps failures in the
+# example database, for long local runs. Tests set only how many examples they draw.
+try:
+    from hypothesis import HealthCheck as _HealthCheck
+    from hypothesis import settings as _hypothesis_settings
+except ImportError:  # pragma: no cover - the property tests skip themselves
+    pass
+else:
+    _hypothesis_settings.register_profile(
+        "ci", derandomize=True, deadline=None, database=None, suppress_health_check=[_HealthCheck.too_slow]
+    )
+    _hypothesis_settings.register_profile("explore", derandomize=False, deadline=None)
+    _hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
 #: backends that must load (a missing one fails instead of skipping)
 REQUIRED = plugin.required_backends()
 #: the backends ``--pyossl-backend`` selected (empty: all): this suite's own per-backend

@@ -5,7 +5,8 @@ The state machine lives in ``pyossl_async.testing.conformance.differential``
 backend check that it can fail: a differential test that cannot tell two
 different behaviours apart proves nothing.
 
-More and fresh examples: ``DIFF_EXAMPLES=5000 DIFF_RANDOM=1 pytest tests/test_conformance_differential.py``.
+More and fresh examples:
+``DIFF_EXAMPLES=5000 HYPOTHESIS_PROFILE=explore pytest tests/test_conformance_differential.py``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from pyossl_async.backends._python_waitctx import PythonWaitCtx
 from pyossl_async.testing.conformance.differential import make_machine, run_differential
 
 EXAMPLES = int(os.environ.get("DIFF_EXAMPLES", "300"))
-RANDOM = bool(os.environ.get("DIFF_RANDOM"))
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -40,8 +40,6 @@ TestOpenSSLvsPython = make_machine(("openssl", "python")).TestCase
 TestOpenSSLvsPython.settings = settings(
     max_examples=EXAMPLES,
     stateful_step_count=30,
-    deadline=None,
-    derandomize=not RANDOM,
     suppress_health_check=list(HealthCheck),
 )
 

@@ -301,8 +301,7 @@ def _fuzzer(shard: int) -> Callable[[FuzzChild], None]:
 
     @settings(
         max_examples=max(1, -(-EXAMPLES // SHARDS)),
-        deadline=None,
-        database=None,
+        derandomize=False,  # (each shard has a seed of its own: see below)
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
     )
     @given(program=PROGRAMS)

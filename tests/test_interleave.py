@@ -70,7 +70,7 @@ def test_hundreds_of_jobs_resumed_in_random_order(backend: pa.Backend) -> None:
     assert results == {n: n * 1000 + sum(range(pauses)) for n in range(300)}
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(order=st.lists(st.integers(min_value=0, max_value=9), min_size=10, max_size=60))
 def test_any_resume_order(order: list[int]) -> None:
     for name in pa.available_backends():

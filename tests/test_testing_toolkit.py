@@ -98,7 +98,7 @@ def test_bad_script_steps() -> None:
             testing.script_steps([bad])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(script=fd_scripts())
 def test_backends_agree_on_any_fd_script(script: List[str]) -> None:
     openssl, python = load_backend("openssl"), load_backend("python")
