@@ -150,7 +150,7 @@ class _PipeSignal:
         self.r, self.w = os.pipe()
         os.set_blocking(self.r, False)
         os.set_blocking(self.w, False)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # (a signal handler on this thread may fire it too)
         self._closed = False
 
     def fire(self, _future: Any = None) -> None:

@@ -208,7 +208,9 @@ class BackendBase(abc.ABC):
     def __init__(self) -> None:
         self._threads: Dict[int, ThreadJobs] = {}
         self._local = threading.local()
-        self._lock = threading.Lock()
+        # (no lock guards the table: a signal handler that runs while its own thread
+        # held one and calls in would wait for itself for good; each step below is
+        # one dict operation, atomic under the GIL)
         #: every open WaitCtx of this backend (weakly: an unclosed one still dies)
         self._open_ctxs: weakref.WeakSet[WaitCtxBase] = weakref.WeakSet()
         atexit.register(_close_main_thread_jobs, weakref.ref(self))
@@ -333,17 +335,17 @@ class BackendBase(abc.ABC):
             # its driving thread's record exists. A signal handler that runs in
             # the middle of this may create the record first: then it is the one.
             fresh = ThreadJobs(ident)
-            with self._lock:
-                thread = self._threads.setdefault(ident, fresh)
+            thread = self._threads.setdefault(ident, fresh)
             if thread is fresh:
                 self._local.sentinel = _ThreadSentinel(self, fresh)
         return thread
 
     def _thread_exited(self, ident: int, thread: ThreadJobs) -> None:
         """``thread``'s OS thread has ended (its sentinel died with its ``threading.local``)."""
-        with self._lock:
-            if self._threads.get(ident) is thread:  # (never another record for the same ident)
-                del self._threads[ident]
+        if self._threads.get(ident) is thread:  # (never another record for the same ident)
+            # (nothing can add a record for this ident in between: a thread with it
+            # would find this one)
+            self._threads.pop(ident, None)
         if thread.paused:
             for record in thread.paused:
                 record.orphan()
@@ -1013,8 +1015,7 @@ class BackendBase(abc.ABC):
                     )
                 except BaseException:  # noqa: BLE001 - no stderr (closed): nothing to tell
                     pass
-        with self._lock:
-            others = [t for t in self._threads.values() if t is not thread]
+        others = [t for t in list(self._threads.values()) if t is not thread]
         stuck = sum(1 for t in others for r in list(t.paused) if r.state == "paused" and not r.orphaned)
         if stuck:
             warnings.warn(
