@@ -7,7 +7,7 @@ import os
 import select
 import threading
 import time
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List, Optional, Sequence
 
 import pytest
 
@@ -29,6 +29,8 @@ except ImportError:  # optional
 DRIVERS = ["blocking", "asyncio", "uvloop", "trio"]
 #: the asyncio drivers alone
 AIO_DRIVERS = ["asyncio", "uvloop"]
+#: the drivers that run many jobs at once in one event loop run
+ASYNC_DRIVERS = ["asyncio", "uvloop", "trio"]
 
 #: no test should wait this long; a driver that hangs fails instead
 HANG = 60.0
@@ -64,6 +66,51 @@ def drive(kind: str, backend: Any, func: Callable[[Any], int], args: Any = None,
         return await aio.run_job(func, args, backend=backend, **kw)
 
     return run_async(kind, main)  # type: ignore[no-any-return]
+
+
+def run_jobs(
+    kind: str,
+    backend: Any,
+    func: Callable[[Any], Any],
+    args: Sequence[Any],
+    *,
+    return_exceptions: bool = False,
+    before: Optional[Callable[[], Any]] = None,
+) -> List[Any]:
+    """``func(arg)`` for every ``arg``, each in a job of its own, all at once in one run of
+    the async driver ``kind`` (asyncio, uvloop: ``asyncio.gather``; trio: a nursery);
+    their results in order, with exceptions in their places if ``return_exceptions``.
+    ``before`` runs first, inside the run, on its thread (``init_thread`` and the like)."""
+    if kind == "trio":
+        driver = _trio_driver()
+
+        async def in_trio() -> List[Any]:
+            if before is not None:
+                before()
+            results: List[Any] = [None] * len(args)
+
+            async def one(i: int, arg: Any) -> None:
+                try:
+                    results[i] = await driver.run_job(func, arg, backend=backend)
+                except Exception as exc:
+                    if not return_exceptions:
+                        raise
+                    results[i] = exc
+
+            async with trio.open_nursery() as nursery:
+                for i, arg in enumerate(args):
+                    nursery.start_soon(one, i, arg)
+            return results
+
+        return run_trio(in_trio)  # type: ignore[no-any-return]
+
+    async def in_asyncio() -> List[Any]:
+        if before is not None:
+            before()
+        jobs = (aio.run_job(func, arg, backend=backend) for arg in args)
+        return list(await asyncio.gather(*jobs, return_exceptions=return_exceptions))
+
+    return run_async(kind, in_asyncio)  # type: ignore[no-any-return]
 
 
 def _trio_driver() -> Any:

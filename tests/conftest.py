@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
@@ -175,18 +175,44 @@ def run_isolated(
     A crash (signal, abort) fails the calling test with the child's native
     traceback instead of killing the test run.
     """
-    script = "import faulthandler; faulthandler.enable()\n" + textwrap.dedent(code)
+    script = _faulthandler(timeout) + textwrap.dedent(code)
+    return _run_child([sys.executable, *args, "-c", script], env, timeout, check)
+
+
+def _faulthandler(timeout: float) -> str:
+    """What a child runs first: faulthandler on, and every thread's stack dumped (then an
+    exit) shortly before the parent would kill it, so that a hang shows where it hung."""
+    dump = f"faulthandler.dump_traceback_later({max(timeout - 10, timeout * 0.9)!r}, exit=True)\n"
+    return "import faulthandler; faulthandler.enable()\n" + dump
+
+
+#: child programs too long to read as strings: real modules, run as scripts
+CHILDREN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "children")
+
+
+def run_child(
+    name: str,
+    *argv: str,
+    env: Optional[dict[str, str]] = None,
+    timeout: float = 300,
+    args: tuple[str, ...] = (),
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``tests/children/NAME.py ARGV...`` as ``run_isolated`` runs code (faulthandler on,
+    a crash fails the calling test); ``args`` go to the interpreter (``-X dev``...)."""
+    script = os.path.join(CHILDREN, f"{name}.py")
+    run = f"import runpy, sys; sys.argv = {[script, *argv]!r}; runpy.run_path(sys.argv[0], run_name='__main__')"
+    return _run_child([sys.executable, *args, "-c", _faulthandler(timeout) + run], env, timeout, check)
+
+
+def _run_child(
+    command: List[str], env: Optional[dict[str, str]], timeout: float, check: bool
+) -> subprocess.CompletedProcess[str]:
     full_env = dict(os.environ)
     src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, full_env.get("PYTHONPATH")]))
     full_env.update(env or {})
-    proc = subprocess.run(
-        [sys.executable, *args, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=full_env,
-    )
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=full_env)
     if check and proc.returncode != 0:
         pytest.fail(
             f"child exited with {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
