@@ -91,6 +91,49 @@ def test_calls_from_a_trace_function_inside_start_job_are_refused(variant_name: 
     assert proc.stdout.split() == ["2", "3", "1", "True"], proc.stdout + proc.stderr
 
 
+A_HANDLER_WHILE_THE_THREAD_RECORD_IS_MADE = r"""
+import sys, threading
+import pyossl_async as pa
+from pyossl_async.backends._base import BackendBase
+b = pa.get_backend(NAME)
+MAKE_RECORD = BackendBase._thread.__code__
+LINES = open(MAKE_RECORD.co_filename).readlines()
+ctx = b.WaitCtx()
+out = []
+
+def tracer(frame, event, arg):
+    # as a signal handler that lands while the thread's first record is being made
+    if frame.f_code is MAKE_RECORD and event == "line" and "setdefault" in LINES[frame.f_lineno - 1]:
+        sys.settrace(None)
+        out.append(b.init_thread(0, 0))
+        out.append(int(b.start_job(None, ctx, lambda a: 7)[0]))
+        return None
+    return tracer
+
+def fresh_thread():
+    sys.settrace(tracer)
+    try:
+        out.append(int(b.start_job(None, ctx, lambda a: 1)[0]))
+    finally:
+        sys.settrace(None)
+    b.cleanup_thread()
+
+t = threading.Thread(target=fresh_thread)
+t.start()
+t.join(30)
+print("hung" if t.is_alive() else out)
+"""
+
+
+@pytest.mark.parametrize("variant_name", NAMES)
+def test_a_handler_that_calls_in_while_the_threads_record_is_made(variant_name: str) -> None:
+    """A signal handler landing while a thread's first record is made, and starting a job
+    itself, found the record table locked by its own thread and waited for good."""
+    name, env = variant(variant_name)
+    proc = run_isolated(A_HANDLER_WHILE_THE_THREAD_RECORD_IS_MADE.replace("NAME", repr(name)), **dev(env))
+    assert proc.stdout.split("\n")[-2] == "[True, 3, 3]", proc.stdout + proc.stderr
+
+
 SETTLING_INTERRUPTED_EVERY_TIME = r"""
 import pyossl_async as pa
 b = pa.get_backend(NAME)
