@@ -16,7 +16,7 @@ from typing import Any, Dict
 
 import pytest
 
-from .conftest import VARIANTS, load_backend, run_child, run_isolated, variant
+from .conftest import VARIANTS, engine_env, load_backend, run_child, run_isolated, variant
 
 pytestmark = pytest.mark.subprocess
 
@@ -420,3 +420,16 @@ def test_a_busy_counter_left_stale_by_a_signal_is_reset_at_the_next_call(variant
     name, env = variant(variant_name)
     proc = run_isolated(STALE_BUSY.replace("NAME", repr(name)), **dev(env))
     assert proc.stdout.strip() == "['FINISH', 4, None, 0]", proc.stdout + proc.stderr
+
+
+def test_a_greenlet_job_is_never_switched_to_while_a_c_job_runs_here() -> None:
+    """Signal handlers starting and resuming python-backend jobs (greenlet engine) land,
+    now and then, at the very start or end of an openssl job: refused, never a greenlet
+    switch under the C job's bound thread state (that corrupted the stack on 3.9)."""
+    variant("python-greenlet")
+    load_backend("openssl")
+    proc = run_child("greenlet_in_c_job_window", "3", env=engine_env("greenlet"), args=("-W", "ignore"), timeout=120)
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(out) <= {"started", "resumed", "refused"}, out
+    assert out.get("started", 0) > 10, out
+    assert "Exception ignored" not in proc.stderr, proc.stderr[-3000:]

@@ -890,7 +890,12 @@ class BackendBase(abc.ABC):
         thread = self._threads.get(record.owner)
         if thread is None:
             return
-        if record.owner == _get_ident() and thread.running is None and not _busy(thread):
+        if (
+            record.owner == _get_ident()
+            and thread.running is None
+            and not _busy(thread)
+            and not self._engine_in_foreign_job()  # (a C job runs here: not now)
+        ):
             self._cancel_quietly(thread, record)
         else:
             thread.pending.append(record)
@@ -972,6 +977,8 @@ class BackendBase(abc.ABC):
         if _HEADROOM.pending:
             _HEADROOM.restore()
         while thread.pending and thread.running is None and not _busy(thread):
+            if self._engine_in_foreign_job():  # a C job runs here: at a later call
+                return
             try:
                 record = thread.pending.pop(0)
             except IndexError:  # a signal handler drained it between the check and here

@@ -99,6 +99,9 @@ class Executor(abc.ABC):
 
     #: ``"threads"`` or ``"greenlet"``
     name: str
+    #: whether a job switch moves frames between stacks of the calling thread (greenlets):
+    #: such an engine must never switch while a C job's thread state is bound here
+    switches_stacks = False
     #: for ``info``: how a job runs
     description: str
     #: whether ``threading.local`` values set in one job are hidden from the next

@@ -169,9 +169,12 @@ class GreenletFibre:
         if glet.parent is not caller:  # resumed from another greenlet: the job's end goes there
             glet.parent = caller
         self.caller = caller
-        if self.record.cancelled:  # type: ignore[union-attr]
-            # a close: unlike start_job(), nothing has checked for an openssl job here
-            self._executor.refuse_in_foreign_job()
+        # Never switch greenlets while a C job runs on this thread: its thread state
+        # is bound, and greenlet would move this job's frames onto it (3.9, seen: a
+        # signal handler landing at the very start or end of an openssl job, before
+        # or after its context holds its record, so that start_job's fast path could
+        # not tell). Checked at every switch, whatever path led here.
+        self._executor.refuse_in_foreign_job()
         try:
             value = glet.switch(*args)
         except BaseException as exc:
@@ -243,6 +246,7 @@ class GreenletExecutor(Executor):
 
     name = "greenlet"
     description = "greenlets on the driving thread (switch)"
+    switches_stacks = True
     #: a job runs on its caller's thread, with that thread's threading.local values
     threading_local_isolation = False
 

@@ -123,6 +123,24 @@ class PythonBackend(BackendBase):
         #: why this executor runs (``info``)
         self.engine_reason = reason
         self._worker_names = itertools.count(1)
+        if executor.switches_stacks:
+            # resumes and closes (the shared fast paths included) are refused before
+            # anything changes while a C job runs on this thread; see start_job
+            self._check_resume = self._refuse_in_foreign_job
+
+    def start_job(self, job: Optional[Job], ctx: Any, func: Any, args: Any = None) -> Any:
+        """As the shared ``start_job``, refusing first while a C job (an openssl or libssl
+        job, ours or not) runs on this thread, on an engine that switches stacks: its
+        thread state is bound, and a greenlet switch would move this job's frames onto
+        it. (The shared fast paths cannot tell: at the very start and end of an openssl
+        job its context does not hold its record yet, and a signal handler can land there.)"""
+        if self._executor.switches_stacks:
+            self._refuse_in_foreign_job()
+        return BackendBase.start_job(self, job, ctx, func, args)
+
+    def _refuse_in_foreign_job(self) -> None:
+        if self._executor.in_foreign_job():
+            raise JobStateError("start_job() called from inside a running job")
 
     @property
     def engine(self) -> str:
