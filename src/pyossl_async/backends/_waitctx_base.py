@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Set
 from .._errors import JobStateError, WaitCtxClosedError
 from .._protocol import Backend, WaitCtx
 from .._unraisable import report_unraisable
+from .._wait.watch import note
 
 if TYPE_CHECKING:
     from ._base import BackendBase
     from ._records import JobRecord
 
-__all__ = ["WaitCtxBase", "add_note", "kept_note"]
+__all__ = ["WaitCtxBase", "kept_note"]
 
 
 def kept_note(records: Iterable[JobRecord]) -> str:
@@ -28,15 +29,6 @@ def kept_note(records: Iterable[JobRecord]) -> str:
         f"; {kept} of them paused inside C code whose engine has not completed, kept by the "
         f"library, which unwinds them as soon as their engine signals"
     )
-
-
-def add_note(exc: BaseException, text: str) -> bool:
-    """Attach ``text`` to ``exc`` as a note (3.11+); False where notes do not exist."""
-    add_note = getattr(exc, "add_note", None)
-    if add_note is None:
-        return False
-    add_note(text)
-    return True
 
 
 class WaitCtxBase(WaitCtx):
@@ -153,10 +145,10 @@ class WaitCtxBase(WaitCtx):
         if exc is None:
             first = failures[0]
             for other in failures[1:]:
-                add_note(first, f"also while leaving the WaitCtx block: {other!r}")
+                note(first, f"also while leaving the WaitCtx block: {other!r}")
             raise first
         for problem in failures:
-            if not add_note(exc, f"while leaving the WaitCtx block: {problem!r}"):
+            if not note(exc, f"while leaving the WaitCtx block: {problem!r}"):
                 report_unraisable(problem, "Exception while leaving a WaitCtx block that raised")
 
     def __del__(
